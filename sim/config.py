@@ -1,0 +1,443 @@
+"""Typed, validated configuration tree (Hydra structured configs).
+
+Every default cites its source or says ``assumption``. Sources in ``calibration/targets.csv``
+(copied from the city's published statistics) are cited by their ``key``. Per-class parameters
+are lists indexed by socio-economic status (``ses``: 0 low, 1 middle, 2 high income/education),
+by language group (``lang``: 0 native Finnish/Swedish, 1 foreign-language), or by tenure
+(``tenure``: 0 city-owned social rental, 1 private rental, 2 owner-occupied).
+
+``validate`` is the single place that checks ranges and cross-field rules; it raises a
+``ValueError`` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+N_SES = 3
+N_LANG = 2
+N_TENURE = 3
+PRESETS = ("small", "helsinki")
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass
+class CityConfig:
+    """Synthetic Helsinki-like city. Defaults are the ``small`` preset."""
+
+    preset: str = "small"
+    width: int = 44  # cells east-west; assumption (250 m cells, about 11 km)
+    height: int = 36  # cells north-south; assumption
+    cell_size_m: float = 250.0  # assumption
+    n_families: int = 3000  # small preset: first run in about a minute; assumption
+    dwellings_per_family: float = 1.06  # family-dwelling stock / families: ~6% vacancy; assumption
+    n_districts: int = 20  # assumption (Helsinki has 34 major districts, far more sub-districts)
+    n_renewal_areas: int = 4  # Kaikkien koulu: four urban-renewal areas (seed document)
+    n_lower_schools: int = 14  # grades 1-6; scaled from comprehensive_schools=100 (targets.csv)
+    n_upper_schools: int = 7  # grades 7-9; assumption (about half as many upper units)
+    n_daycares: int = 36  # scaled from 300+ daycares for ~60,000 families; assumption
+    private_daycare_share: float = 0.15  # assumption (private ECEC providers' share of units)
+    sea_share: float = 0.18  # share of grid that is sea to the south; assumption
+    social_share: float = 0.2  # city-owned social rental share of family dwellings; assumption
+    owner_share: float = 0.45  # owner-occupied share; assumption
+    renewal_social_share: float = 0.6  # social rental share in renewal areas; assumption
+    foreign_share: float = 0.2  # foreign_language_share_age_1_6=0.21, _pupils=0.19 (targets.csv)
+    ses_shares_native: list[float] = field(default_factory=lambda: [0.22, 0.46, 0.32])  # assumption
+    ses_shares_foreign: list[float] = field(default_factory=lambda: [0.6, 0.3, 0.1])  # assumption
+    school_capacity_slack: float = 1.4  # seats / initial catchment pupils; assumption (COMPASS: 2.0)
+    emphasis_school_share: float = 0.35  # share of schools with an emphasised class; assumption
+    emphasis_seat_share: float = 0.25  # emphasised seats as share of a school's intake; assumption
+    daycare_capacity_slack: float = 1.15  # assumption
+
+
+@dataclass
+class DemographyConfig:
+    """Ageing, births, exits, out-migration and arrivals."""
+
+    birth_prob: float = 0.1  # yearly birth probability while parent < max age; assumption
+    birth_max_parent_age: int = 40  # assumption
+    max_children: int = 3  # issue: 1-3 children per family
+    arrival_ratio: float = 1.0  # arrivals / exits each year; 1 keeps the population stable; assumption
+    arrival_foreign_share: float = 0.25  # in-movers' foreign share; assumption (above stock 0.2)
+    foreign_renewal_taste: float = 1.0  # co-ethnic network pull of renewal areas; assumption
+    # Yearly logit of leaving the city, by youngest-child age band (0-6, 7-12, 13-15) x ses.
+    # Calibrated so about a third of children leave during childhood, mostly before school age,
+    # pre-school leavers mostly middle/high income, school-age leavers more often low income
+    # (children_leaving_city_during_childhood_share=0.33, preschool_leavers_income, targets.csv).
+    outmig_logit: list[list[float]] = field(
+        default_factory=lambda: [[-3.7, -3.1, -2.9], [-4.2, -4.5, -4.6], [-4.6, -5.0, -5.2]]
+    )
+    outmig_dissatisfaction: float = 1.0  # logit per unit dissatisfaction; assumption
+    outmig_foreign: float = -0.4  # foreign-language families leave less for suburbs; assumption
+
+
+@dataclass
+class PreferenceConfig:
+    """Residential preferences (conditional logit), per ses class unless noted."""
+
+    n_candidates: int = 12  # sampled vacancies per mover; Sage & Flache 2021 use 8
+    x0: float = 0.5  # preferred own-group share; Sage & Flache 2021 / Dignum et al. 2022
+    m_homog: float = 0.6  # satisfaction left at full homogeneity (M); assumption
+    local_weight: float = 0.5  # b: weight of district vs own-cell composition; Dignum et al. 2022
+    w_comp_ses: list[float] = field(default_factory=lambda: [0.3, 0.8, 1.5])  # assumption
+    w_comp_lang: list[float] = field(default_factory=lambda: [1.2, 0.6])  # by lang; assumption
+    w_school: list[float] = field(default_factory=lambda: [0.3, 0.8, 1.4])  # Kauppinen et al. 2021
+    w_amenity: list[float] = field(default_factory=lambda: [0.4, 0.6, 1.0])  # assumption
+    w_afford: float = 8.0  # logit per unit of cost above budget; assumption
+    budget: list[float] = field(default_factory=lambda: [0.45, 0.72, 1.05])  # assumption
+    tenure_cost: list[float] = field(default_factory=lambda: [0.35, 0.8, 1.0])  # by tenure
+    tenure_taste: list[list[float]] = field(  # ses x tenure; assumption (owners: detached suburbs)
+        default_factory=lambda: [[0.8, 0.3, 0.0], [0.0, 0.2, 0.6], [-1.5, 0.0, 1.0]]
+    )
+    social_max_ses: int = 1  # social rental is income-tested: ses <= this; assumption
+    w_distance: float = 0.5  # logit per km from current home; most moves local (node/776)
+    stay_bonus: float = 0.5  # moving cost in utility units; assumption
+
+
+@dataclass
+class MobilityConfig:
+    """Whether a family considers moving within the city (logistic)."""
+
+    base_logit: float = -2.4  # assumption, calibrated to ~8% yearly moves
+    age_band: list[float] = field(default_factory=lambda: [0.6, -0.5, -0.9])  # 80% pre-school
+    tenure: list[float] = field(default_factory=lambda: [0.0, 0.4, -0.9])  # owners move less
+    ses: list[float] = field(default_factory=lambda: [0.4, 0.0, -0.1])  # low income move most
+    dissatisfaction: float = 1.2  # assumption
+    crowding: float = 0.8  # per child over dwelling space; assumption
+    space: list[float] = field(default_factory=lambda: [2.0, 1.5, 3.0])  # child places by tenure
+
+
+@dataclass
+class DaycareConfig:
+    """Early childhood education (ages 1-6)."""
+
+    # Yearly join probability for a non-participant, by age 1..6, native; gives stock shares
+    # ~0.60 at ages 1-2 and ~0.93 at 3-6 (ecec_participation_age_1_2, _age_3_6 in targets.csv)
+    join_prob: list[float] = field(default_factory=lambda: [0.52, 0.45, 0.85, 0.6, 0.6, 0.6])
+    foreign_join_factor: float = 0.8  # assumption: lower participation among foreign-language
+    n_nearest: int = 8  # candidate daycares (nearest); assumption
+    w_distance: float = 1.5  # logit per km; assumption
+    w_reputation: list[float] = field(default_factory=lambda: [0.3, 0.6, 1.0])  # assumption
+    w_private: list[float] = field(default_factory=lambda: [-2.0, -0.8, 0.2])  # price; assumption
+    rechoose_km: float = 2.0  # movers farther than this re-choose their daycare; assumption
+
+
+@dataclass
+class SchoolConfig:
+    """School choice at grades 1 (age 7) and 7 (age 13) and admissions."""
+
+    enabled: bool = True  # False: every child attends the catchment school (no choice)
+    # Probability of applying beyond the catchment school, by ses; calibrated to about 85%
+    # local first-graders city-wide (local_school_share_grade1=0.85, targets.csv)
+    look_prob: list[float] = field(default_factory=lambda: [0.15, 0.3, 0.5])
+    # Looking rises as the local school's reputation falls, more so for higher status
+    # (middle-class avoidance: Bernelius & Vaattovaara 2016); assumption on the values
+    look_reputation: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])
+    g7_look_factor: float = 1.6  # more choice at grade 7 (seed document, targets.csv)
+    info_mean: list[float] = field(default_factory=lambda: [0.8, 0.45])  # by lang; assumption
+    n_ranked: int = 3  # programmes ranked before the catchment school; assumption
+    max_km: float = 5.0  # schools considered within this distance; assumption
+    w_reputation: list[float] = field(default_factory=lambda: [0.6, 1.0, 1.6])  # assumption
+    w_composition: list[float] = field(default_factory=lambda: [0.2, 0.6, 1.0])  # assumption
+    w_distance: list[float] = field(default_factory=lambda: [0.8, 0.6, 0.5])  # per km; COMPASS
+    w_emphasis: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])  # assumption
+    local_bonus: float = 0.5  # familiarity with the catchment school; assumption
+    aptitude_ses_corr: float = 0.4  # aptitude-status correlation; assumption
+
+
+@dataclass
+class OutcomeConfig:
+    """Yearly learning outcomes in school-year equivalents (relative to the grade norm)."""
+
+    ses_effect: list[float] = field(default_factory=lambda: [-0.8, 0.0, 0.7])  # assumption
+    foreign_effect: float = -0.5  # assumption
+    peer_effect: float = 1.0  # per unit of school mean background; assumption
+    resource_effect: float = 0.5  # per unit of extra resources/pupil (base=1); assumption
+    turnover_effect: float = 1.0  # per unit turnover rate; assumption
+    turnover_base: float = 0.08  # teacher turnover; assumption
+    turnover_disadvantage: float = 0.25  # per low-ses share; assumption
+    turnover_resources: float = 0.2  # per unit extra resources; assumption
+    adjustment: float = 0.3  # yearly partial adjustment lambda; Millington et al. 2014 style
+    noise_sd: float = 0.3  # assumption
+    # Learning gap between top and bottom school deciles, about 2.5 school years
+    # (learning_gap_top_bottom_school_decile_years, targets.csv) is the calibration target.
+
+
+@dataclass
+class ReputationConfig:
+    """Lagged, inertial perception of outcomes and intake composition."""
+
+    feedback: bool = True  # False freezes reputations at their initial values
+    inertia: float = 0.8  # weight of last year's reputation; assumption
+    w_outcome: float = 1.0  # assumption
+    w_composition: list[float] = field(default_factory=lambda: [1.0, 0.4])  # by lang; assumption
+
+
+@dataclass
+class BehaviourConfig:
+    """All behavioural parameters."""
+
+    demography: DemographyConfig = field(default_factory=DemographyConfig)
+    preferences: PreferenceConfig = field(default_factory=PreferenceConfig)
+    mobility: MobilityConfig = field(default_factory=MobilityConfig)
+    daycare: DaycareConfig = field(default_factory=DaycareConfig)
+    school: SchoolConfig = field(default_factory=SchoolConfig)
+    outcomes: OutcomeConfig = field(default_factory=OutcomeConfig)
+    reputation: ReputationConfig = field(default_factory=ReputationConfig)
+
+
+@dataclass
+class OutputConfig:
+    """What a run writes."""
+
+    figures: bool = True
+    cells_in_areas: bool = True  # cell rows in areas.parquet (needed to recompute cell indices)
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    """Root of the configuration tree."""
+
+    seed: int = 0
+    years: int = 20  # assumption: two decades, the horizon strategy staff ask about
+    city: CityConfig = field(default_factory=CityConfig)
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    scenario: Any = None  # filled by scenario config group (levers); None is the baseline
+
+
+def register_configs() -> None:
+    """Register the schema with Hydra's ConfigStore (``base_config``)."""
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+register_configs()
+
+
+def load_config(overrides: list[str] | None = None) -> Config:
+    """Compose ``conf/config.yaml`` with Hydra overrides, validate and return a typed config.
+
+    Args:
+        overrides: Hydra-style overrides such as ``["seed=3", "city=helsinki"]``.
+
+    Returns:
+        The validated config as a ``Config`` dataclass.
+
+    Raises:
+        ValueError: If an override names an unknown preset, key or an invalid value.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = list(overrides or [])
+    for ov in overrides:
+        key, _, value = ov.partition("=")
+        if key == "city" and value not in PRESETS:
+            raise ValueError(f"city={value!r} is not a preset; allowed: {', '.join(PRESETS)}")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            dcfg = compose(config_name="config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ValueError(f"bad override in {overrides}: {exc}") from exc
+    finally:
+        GlobalHydra.instance().clear()
+    return validate(dcfg)
+
+
+def to_object(cfg: Config | DictConfig | dict) -> Config:
+    """Return ``cfg`` as a ``Config`` dataclass (from a DictConfig, dict or Config)."""
+    if isinstance(cfg, Config):
+        return cfg
+    merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def as_dict(cfg: Config) -> dict:
+    """Plain-dict view of a config (for summary.json and hashing)."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+class _Checker:
+    """Collects range checks; raises on the first failure with key, value and rule."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def get(self, key: str) -> Any:
+        obj: Any = self.cfg
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    @staticmethod
+    def fail(key: str, value: Any, allowed: str) -> None:
+        raise ValueError(f"config error: {key}={value!r} is not allowed; expected {allowed}")
+
+    def real(self, key: str, lo: float, hi: float = math.inf, lo_open: bool = False) -> None:
+        value = self.get(key)
+        values = value if isinstance(value, list) else [value]
+        flat = [v for row in values for v in (row if isinstance(row, list) else [row])]
+        for v in flat:
+            bad = not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo)
+            if bad:
+                left = "(" if lo_open else "["
+                self.fail(key, value, f"values in {left}{lo}, {hi}]")
+
+    def share(self, key: str) -> None:
+        self.real(key, 0.0, 1.0)
+
+    def positive_int(self, key: str, hi: int = 10**9) -> None:
+        value = self.get(key)
+        if not isinstance(value, int) or value < 1 or value > hi:
+            self.fail(key, value, f"an integer in [1, {hi}]")
+
+    def length(self, key: str, n: int, inner: int | None = None) -> None:
+        value = self.get(key)
+        ok = len(value) == n and (inner is None or all(len(r) == inner for r in value))
+        if not ok:
+            shape = f"{n} x {inner}" if inner else str(n)
+            self.fail(key, value, f"a list of length {shape}")
+
+    def sums_to_one(self, key: str) -> None:
+        value = self.get(key)
+        if abs(sum(value) - 1.0) > 1e-6:
+            self.fail(key, value, "shares that sum to 1")
+
+
+def validate(cfg: Config | DictConfig | dict) -> Config:
+    """Check ranges and cross-field rules of a whole config tree.
+
+    Args:
+        cfg: A config as dataclass, DictConfig or dict.
+
+    Returns:
+        The config as a typed ``Config``.
+
+    Raises:
+        ValueError: Naming the offending key, its value and what is allowed.
+    """
+    try:
+        obj = to_object(cfg)
+    except Exception as exc:  # OmegaConf type errors name the key already
+        raise ValueError(f"config error: {exc}") from exc
+    c = _Checker(obj)
+    if obj.city.preset not in PRESETS:
+        c.fail("city.preset", obj.city.preset, f"one of {list(PRESETS)}")
+    if not isinstance(obj.seed, int) or obj.seed < 0:
+        c.fail("seed", obj.seed, "a non-negative integer")
+    c.positive_int("years", 500)
+    for key in ("width", "height", "n_families", "n_districts", "n_lower_schools",
+                "n_upper_schools", "n_daycares"):
+        c.positive_int(f"city.{key}")
+    c.real("city.n_renewal_areas", 0, 10**6)
+    c.real("city.cell_size_m", 1.0)
+    for key in ("private_daycare_share", "sea_share", "social_share", "owner_share",
+                "renewal_social_share", "foreign_share", "emphasis_school_share",
+                "emphasis_seat_share", "ses_shares_native", "ses_shares_foreign"):
+        c.share(f"city.{key}")
+    if obj.city.sea_share > 0.6:
+        c.fail("city.sea_share", obj.city.sea_share, "at most 0.6 so the city has land")
+    if obj.city.social_share + obj.city.owner_share > 1.0:
+        c.fail("city.owner_share", obj.city.owner_share,
+               f"at most 1 - city.social_share = {1 - obj.city.social_share:g}")
+    for key in ("ses_shares_native", "ses_shares_foreign"):
+        c.length(f"city.{key}", N_SES)
+        c.sums_to_one(f"city.{key}")
+    c.real("city.dwellings_per_family", 1.0, 3.0, lo_open=True)
+    c.real("city.school_capacity_slack", 1.0, 5.0)
+    c.real("city.daycare_capacity_slack", 1.0, 5.0)
+    if obj.city.n_renewal_areas >= obj.city.n_districts:
+        c.fail("city.n_renewal_areas", obj.city.n_renewal_areas,
+               f"fewer than city.n_districts = {obj.city.n_districts}")
+    land = obj.city.width * obj.city.height * (1 - obj.city.sea_share)
+    for key in ("n_districts", "n_lower_schools", "n_upper_schools", "n_daycares"):
+        if getattr(obj.city, key) > land / 4:
+            c.fail(f"city.{key}", getattr(obj.city, key),
+                   f"at most a quarter of the land cells ({int(land / 4)})")
+
+    b = "behaviour"
+    c.share(f"{b}.demography.birth_prob")
+    c.real(f"{b}.demography.birth_max_parent_age", 18, 60)
+    c.real(f"{b}.demography.max_children", 1, 3)
+    c.real(f"{b}.demography.arrival_ratio", 0.0, 3.0)
+    c.share(f"{b}.demography.arrival_foreign_share")
+    c.length(f"{b}.demography.outmig_logit", 3, N_SES)
+    c.real(f"{b}.demography.outmig_logit", -20, 5)
+
+    p = f"{b}.preferences"
+    c.positive_int(f"{p}.n_candidates", 256)
+    c.real(f"{p}.x0", 0.0, 1.0, lo_open=True)
+    if obj.behaviour.preferences.x0 >= 1.0:
+        c.fail(f"{p}.x0", obj.behaviour.preferences.x0, "a value in (0, 1)")
+    for key in ("m_homog", "local_weight"):
+        c.share(f"{p}.{key}")
+    for key, n in (("w_comp_ses", N_SES), ("w_school", N_SES), ("w_amenity", N_SES),
+                   ("budget", N_SES), ("w_comp_lang", N_LANG), ("tenure_cost", N_TENURE)):
+        c.length(f"{p}.{key}", n)
+    c.length(f"{p}.tenure_taste", N_SES, N_TENURE)
+    c.real(f"{p}.budget", 0.0, 10.0, lo_open=True)
+    c.real(f"{p}.tenure_cost", 0.0, 10.0)
+    c.real(f"{p}.w_afford", 0.0, 1000.0)
+    c.real(f"{p}.w_distance", 0.0, 100.0)
+    c.real(f"{p}.social_max_ses", 0, N_SES - 1)
+
+    m = f"{b}.mobility"
+    for key, n in (("age_band", 3), ("tenure", N_TENURE), ("ses", N_SES), ("space", N_TENURE)):
+        c.length(f"{m}.{key}", n)
+    c.real(f"{m}.space", 0.0, 10.0, lo_open=True)
+
+    d = f"{b}.daycare"
+    c.length(f"{d}.join_prob", 6)
+    c.share(f"{d}.join_prob")
+    c.share(f"{d}.foreign_join_factor")
+    c.positive_int(f"{d}.n_nearest", 64)
+    c.length(f"{d}.w_reputation", N_SES)
+    c.length(f"{d}.w_private", N_SES)
+    c.real(f"{d}.rechoose_km", 0.0)
+
+    s = f"{b}.school"
+    c.length(f"{s}.look_prob", N_SES)
+    c.share(f"{s}.look_prob")
+    c.length(f"{s}.info_mean", N_LANG)
+    c.share(f"{s}.info_mean")
+    c.real(f"{s}.g7_look_factor", 0.0, 10.0)
+    c.positive_int(f"{s}.n_ranked", 16)
+    c.real(f"{s}.max_km", 0.0, 1000.0, lo_open=True)
+    for key in ("w_reputation", "w_composition", "w_distance", "w_emphasis", "look_reputation"):
+        c.length(f"{s}.{key}", N_SES)
+    c.real(f"{s}.w_distance", 0.0, 100.0)
+    c.real(f"{s}.aptitude_ses_corr", -1.0, 1.0)
+
+    o = f"{b}.outcomes"
+    c.length(f"{o}.ses_effect", N_SES)
+    for key in ("adjustment", "turnover_base"):
+        c.share(f"{o}.{key}")
+    c.real(f"{o}.noise_sd", 0.0, 10.0)
+
+    r = f"{b}.reputation"
+    c.share(f"{r}.inertia")
+    c.length(f"{r}.w_composition", N_LANG)
+    return obj
+
+
+def flat_fields(dc: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten a dataclass tree into dotted keys (for docs and sweeps)."""
+    out: dict[str, Any] = {}
+    for f in fields(dc):
+        value = getattr(dc, f.name)
+        key = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            out.update(flat_fields(value, key + "."))
+        else:
+            out[key] = value
+    return out

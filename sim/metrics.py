@@ -1,0 +1,310 @@
+"""Yearly metrics, flows and the unit/area knowledge base.
+
+``YearRecorder`` books the year's flows as the model runs and, at the end of each year,
+builds two tables and one row of metrics from the *same* count matrices:
+
+* ``areas``: one row per district, lower and upper catchment and cell: families, children
+  (0-15), children aged 7-12 and 13-15, each by status class and language group, vacancies,
+  move-ins and move-outs;
+* ``units``: one row per school and daycare: capacity, enrolment by status and language,
+  intake, reputation, mean outcome, funding;
+* ``metrics``: the indices of ``sim.indices`` over those counts, plus flows and rates.
+
+So every index in ``metrics.parquet`` can be recomputed from ``areas.parquet`` and
+``units.parquet`` (``tests/test_outputs.py`` does so). Status indices contrast the low class
+(group 0) with the high class (exposure of low to high); language indices contrast
+foreign-language (group 1) with native. Metrics go through Mesa's ``DataCollector``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from sim.indices import index_set
+
+if TYPE_CHECKING:
+    from sim.model import SegregationModel
+
+SES_COLS = [f"ses{k}" for k in range(3)]
+LANG_COLS = [f"lang{k}" for k in range(2)]
+GROUPS = ["families", "children", "age7_12", "age13_15"]
+AREA_COLS = [f"{g}_{c}" for g in GROUPS for c in SES_COLS + LANG_COLS] + [
+    "vacancies", "move_ins", "move_outs"]
+FLOW_KEYS = ("aged_out", "left_city", "arrivals", "births", "moves", "capacity_added",
+             "daycare_waitlist")
+
+
+def counts(unit: np.ndarray, group: np.ndarray, n_units: int, n_groups: int) -> np.ndarray:
+    """Count matrix (n_units, n_groups) of people by unit and group."""
+    flat = np.bincount(unit * n_groups + group, minlength=n_units * n_groups)
+    return flat.reshape(n_units, n_groups)
+
+
+def indices(prefix: str, ses: np.ndarray, lang: np.ndarray) -> dict[str, float]:
+    """Status and language index sets over one kind of unit, keyed ``{prefix}_{dim}_{index}``."""
+    out = {}
+    for dim, cnt, grp, oth in (("ses", ses, 0, 2), ("lang", lang, 1, 0)):
+        for name, value in index_set(cnt, group=grp, other=oth).items():
+            out[f"{prefix}_{dim}_{name}"] = value
+    return out
+
+
+def gap_top_bottom_decile(values: np.ndarray) -> float:
+    """Mean of the top decile of ``values`` minus the mean of the bottom decile."""
+    if len(values) < 2:
+        return float("nan")
+    lo, hi = np.quantile(values, [0.1, 0.9])
+    return float(values[values >= hi].mean() - values[values <= lo].mean())
+
+
+def _rate(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray | float:
+    return np.where(np.asarray(den) > 0, num / np.maximum(den, 1), np.nan)
+
+
+class YearRecorder:
+    """Books flows during a year and collects metrics and tables at its end."""
+
+    def __init__(self, model: SegregationModel) -> None:
+        self.m = model
+        self.unit_frames: list[pd.DataFrame] = []
+        self.area_frames: list[pd.DataFrame] = []
+        self.datacollector: mesa.DataCollector | None = None
+        self.current: dict[str, float] = {}
+        self.start_year()
+
+    # -------------------------------------------------------------- booking
+    def start_year(self) -> None:
+        """Reset the year's flow accounts."""
+        n_c = self.m.city.n_cells
+        self.flows = dict.fromkeys(FLOW_KEYS, 0)
+        self.n_start = self.m.families.n_active if hasattr(self.m, "families") else 0
+        self.move_in = np.zeros(n_c, dtype=np.int64)
+        self.move_out = np.zeros(n_c, dtype=np.int64)
+        self.leaver_band = np.zeros(3)
+        self.moves_band = np.zeros(3)
+        self.moves_ses = np.zeros(3)
+        self.fam_band = np.zeros(3)
+        self.fam_ses = np.zeros(3)
+        self.intake = np.zeros((2, 4))  # level x (entrants, local, renewal entrants, local)
+        self.intake_school = np.zeros((2, len(self.m.schools.cell)))  # entrants, local
+        self.born = np.zeros(0, dtype=np.int64)
+
+    def book_exit(self, slots: np.ndarray) -> None:
+        """Families leaving the model (aged out or left the city)."""
+        cells = self.m.families.cell[slots]
+        self.move_out += np.bincount(cells[cells >= 0], minlength=len(self.move_out))
+
+    def book_leavers(self, slots: np.ndarray, band: np.ndarray) -> None:
+        """Families leaving the city, by youngest child's age band."""
+        self.flows["left_city"] = len(slots)
+        self.leaver_band = np.bincount(band, minlength=3).astype(float)
+
+    def book_arrivals(self, slots: np.ndarray) -> None:
+        """Families that arrived and found a dwelling."""
+        self.flows["arrivals"] = len(slots)
+        self.move_in += np.bincount(self.m.families.cell[slots], minlength=len(self.move_in))
+
+    def book_moves(self, slots: np.ndarray, old_cells: np.ndarray, band: np.ndarray) -> None:
+        """Moves within the city; ``band`` is the youngest-age band of every family slot."""
+        f = self.m.families
+        self.flows["moves"] = len(slots)
+        n_c = len(self.move_in)
+        self.move_out += np.bincount(old_cells, minlength=n_c)
+        self.move_in += np.bincount(f.cell[slots], minlength=n_c)
+        self.moves_band = np.bincount(band[slots], minlength=3).astype(float)
+        self.moves_ses = np.bincount(f.ses[slots], minlength=3).astype(float)
+        a = f.active
+        self.fam_band = np.bincount(band[a], minlength=3).astype(float)
+        self.fam_ses = np.bincount(f.ses[a], minlength=3).astype(float)
+
+    def book_intake(self, lev: int, kids: np.ndarray, local: np.ndarray, got: np.ndarray,
+                    n_s: int) -> None:
+        """Entrants at grade 1 (lev 0) or 7 (lev 1) and whether they got the local school."""
+        m = self.m
+        is_local = got == local
+        ren = m.renewal_cell[m.families.cell[m.children.family[kids]]]
+        self.intake[lev] = [len(kids), is_local.sum(), ren.sum(), (is_local & ren).sum()]
+        self.intake_school[0] += np.bincount(got, minlength=n_s)
+        self.intake_school[1] += np.bincount(got[is_local], minlength=n_s)
+
+    # -------------------------------------------------------------- tables
+    def cell_matrix(self) -> np.ndarray:
+        """Per-cell statistics, columns ``AREA_COLS``."""
+        m = self.m
+        f, ch, n_c = m.families, m.children, m.city.n_cells
+        a = f.active & (f.cell >= 0)
+        blocks = [counts(f.cell[a], f.ses[a], n_c, 3), counts(f.cell[a], f.lang[a], n_c, 2)]
+        fam = ch.family
+        for lo, hi in ((0, 15), (7, 12), (13, 15)):
+            k = ch.active & (ch.age >= lo) & (ch.age <= hi)
+            cell = f.cell[fam[k]]
+            blocks += [counts(cell, f.ses[fam[k]], n_c, 3), counts(cell, f.lang[fam[k]], n_c, 2)]
+        occ = blocks[0].sum(1)
+        vac = m.city.dwellings.sum(1) - occ
+        blocks += [vac[:, None], self.move_in[:, None], self.move_out[:, None]]
+        return np.hstack(blocks).astype(np.int64)
+
+    def area_tables(self, cellmat: np.ndarray) -> dict[str, np.ndarray]:
+        """Aggregate the cell matrix to districts and catchments (land cells only)."""
+        c = self.m.city
+        out = {}
+        for kind, lab, n in (("district", c.district, c.n_districts),
+                             ("catchment_lower", c.catchment_lower, len(c.lower_cells)),
+                             ("catchment_upper", c.catchment_upper, len(c.upper_cells))):
+            land = lab >= 0
+            agg = np.zeros((n, cellmat.shape[1]), dtype=np.int64)
+            np.add.at(agg, lab[land], cellmat[land])
+            out[kind] = agg
+        out["cell"] = cellmat
+        return out
+
+    def unit_matrices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Enrolment by status and language for schools and daycares."""
+        m = self.m
+        ch, f = m.children, m.families
+        res = []
+        for attr, n in (("school", len(m.schools.cell)), ("daycare", len(m.daycares.cell))):
+            unit = getattr(ch, attr)
+            k = unit >= 0
+            res += [counts(unit[k], f.ses[ch.family[k]], n, 3),
+                    counts(unit[k], f.lang[ch.family[k]], n, 2)]
+        return res[0], res[1], res[2], res[3]
+
+    # -------------------------------------------------------------- collect
+    def collect(self) -> None:
+        """End-of-year: metrics row (via Mesa's DataCollector) and unit/area tables."""
+        m = self.m
+        cellmat = self.cell_matrix()
+        areas = self.area_tables(cellmat)
+        s_ses, s_lang, d_ses, d_lang = self.unit_matrices()
+        self.current = self.metrics(areas, s_ses, s_lang, d_ses, d_lang)
+        if self.datacollector is None:
+            reporters = {k: (lambda mod, k=k: mod.recorder.current[k]) for k in self.current}
+            self.datacollector = mesa.DataCollector(model_reporters=reporters)
+        self.datacollector.collect(m)
+        self.area_frames.append(self.area_frame(areas))
+        self.unit_frames.append(self.unit_frame(s_ses, s_lang, d_ses, d_lang))
+
+    def metrics(self, areas: dict, s_ses: np.ndarray, s_lang: np.ndarray, d_ses: np.ndarray,
+                d_lang: np.ndarray) -> dict[str, float]:
+        """One year's metrics from the count matrices and booked flows."""
+        m = self.m
+        ch, f = m.children, m.families
+        col = {c: i for i, c in enumerate(AREA_COLS)}
+
+        def cols(mat: np.ndarray, group: str) -> tuple[np.ndarray, np.ndarray]:
+            ses = mat[:, [col[f"{group}_{c}"] for c in SES_COLS]]
+            lang = mat[:, [col[f"{group}_{c}"] for c in LANG_COLS]]
+            return ses, lang
+
+        out: dict[str, float] = {"year": m.year, "n_families": f.n_active,
+                                 "n_children": ch.n_active}
+        out.update(indices("seg_res", *cols(areas["district"], "children")))
+        out.update(indices("seg_cell", *cols(areas["cell"], "children")))
+        lo_s, lo_l = cols(areas["catchment_lower"], "age7_12")
+        up_s, up_l = cols(areas["catchment_upper"], "age13_15")
+        out.update(indices("seg_catchment", np.vstack([lo_s, up_s]), np.vstack([lo_l, up_l])))
+        lower = m.schools.level == 0
+        out.update(indices("seg_school", s_ses, s_lang))
+        out.update(indices("seg_school_lower", s_ses[lower], s_lang[lower]))
+        out.update(indices("seg_school_upper", s_ses[~lower], s_lang[~lower]))
+        out.update(indices("seg_daycare", d_ses, d_lang))
+        for dim in ("ses", "lang"):
+            out[f"excess_school_{dim}_H"] = out[f"seg_school_{dim}_H"] - out[
+                f"seg_catchment_{dim}_H"]
+        for lev, g in ((0, "g1"), (1, "g7")):
+            n, loc, n_r, loc_r = self.intake[lev]
+            out[f"local_school_share_{g}"] = float(_rate(loc, n))
+            out[f"local_school_share_{g}_renewal"] = float(_rate(loc_r, n_r))
+        has = m.schools.mean_outcome[(s_ses.sum(1) > 0)]
+        out["outcome_gap_decile"] = gap_top_bottom_decile(has)
+        n0 = max(self.n_start, 1)
+        out["move_rate"] = self.flows["moves"] / max(self.fam_ses.sum(), 1)
+        for k, band in enumerate(("0_6", "7_12", "13_15")):
+            out[f"move_rate_age{band}"] = float(_rate(self.moves_band[k], self.fam_band[k]))
+        for k in range(3):
+            out[f"move_rate_ses{k}"] = float(_rate(self.moves_ses[k], self.fam_ses[k]))
+        out["outmigration_rate"] = self.flows["left_city"] / n0
+        out["outmigration_preschool_share"] = float(
+            _rate(self.leaver_band[0], self.leaver_band.sum()))
+        age = ch.active & (ch.age >= 1) & (ch.age <= 6)
+        inday = age & (ch.daycare >= 0)
+        lang, ses = f.lang[ch.family], f.ses[ch.family]
+        out["daycare_participation"] = float(_rate(inday.sum(), age.sum()))
+        for k in range(2):
+            out[f"daycare_participation_lang{k}"] = float(
+                _rate((inday & (lang == k)).sum(), (age & (lang == k)).sum()))
+        for k in range(3):
+            out[f"daycare_participation_ses{k}"] = float(
+                _rate((inday & (ses == k)).sum(), (age & (ses == k)).sum()))
+        for lo, hi in ((1, 2), (3, 6)):
+            a = age & (ch.age >= lo) & (ch.age <= hi)
+            out[f"daycare_participation_age{lo}_{hi}"] = float(_rate((a & inday).sum(), a.sum()))
+        out.update({k: float(v) for k, v in self.flows.items()})
+        return {k: float(v) for k, v in out.items()}
+
+    def area_frame(self, areas: dict[str, np.ndarray]) -> pd.DataFrame:
+        """Long table of this year's areas."""
+        c = self.m.city
+        frames = []
+        ren_of = {"district": c.renewal}
+        for kind, mat in areas.items():
+            if kind == "cell" and not self.m.cfg.output.cells_in_areas:
+                continue
+            df = pd.DataFrame(mat, columns=AREA_COLS)
+            df.insert(0, "area_id", np.arange(len(mat)))
+            df.insert(0, "kind", kind)
+            df.insert(0, "year", self.m.year)
+            if kind in ren_of:
+                df["renewal"] = ren_of[kind]
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    def unit_frame(self, s_ses: np.ndarray, s_lang: np.ndarray, d_ses: np.ndarray,
+                   d_lang: np.ndarray) -> pd.DataFrame:
+        """Long table of this year's schools and daycares."""
+        m = self.m
+        sch, dcs = m.schools, m.daycares
+        n_s, n_d = len(sch.cell), len(dcs.cell)
+        kind = np.where(sch.level == 0, "school_lower", "school_upper")
+        enrol = np.vstack([np.hstack([s_ses, s_lang]), np.hstack([d_ses, d_lang])])
+        df = pd.DataFrame(enrol, columns=[f"enrol_{c}" for c in SES_COLS + LANG_COLS])
+        df.insert(0, "capacity", np.concatenate([sch.capacity, dcs.capacity]))
+        df.insert(0, "cell", np.concatenate([sch.cell, dcs.cell]))
+        df.insert(0, "index", np.concatenate([np.arange(n_s), np.arange(n_d)]))
+        df.insert(0, "kind", np.concatenate([kind, np.where(dcs.private, "daycare_private",
+                                                             "daycare_municipal")]))
+        df.insert(0, "unit_id", [f"S{i:03d}" for i in range(n_s)] + [f"D{i:03d}"
+                                                                      for i in range(n_d)])
+        df.insert(0, "year", m.year)
+        df["enrolled"] = enrol[:, :3].sum(1)
+        nan_d = np.full(n_d, np.nan)
+        df["intake"] = np.concatenate([self.intake_school[0], nan_d])
+        df["intake_local"] = np.concatenate([self.intake_school[1], nan_d])
+        df["reputation_native"] = np.concatenate([sch.rep_perceived[0], dcs.rep_perceived[0]])
+        df["reputation_foreign"] = np.concatenate([sch.rep_perceived[1], dcs.rep_perceived[1]])
+        df["mean_outcome"] = np.concatenate([sch.mean_outcome, nan_d])
+        df["turnover"] = np.concatenate([sch.turnover, nan_d])
+        df["resources"] = np.concatenate([sch.resources, dcs.resources])
+        df["funding_eur"] = np.concatenate([sch.needs_funding, dcs.needs_funding])
+        df["emphasis"] = np.concatenate([sch.emphasis, np.zeros(n_d, dtype=bool)])
+        df["open"] = np.concatenate([sch.open, np.ones(n_d, dtype=bool)])
+        return df
+
+    def metrics_frame(self) -> pd.DataFrame:
+        """All years' metrics, one row a year."""
+        df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+        df["year"] = df["year"].astype(np.int64)
+        return df
+
+    def units_frame(self) -> pd.DataFrame:
+        """All years' unit rows."""
+        return pd.concat(self.unit_frames, ignore_index=True)
+
+    def areas_frame(self) -> pd.DataFrame:
+        """All years' area rows."""
+        return pd.concat(self.area_frames, ignore_index=True)

@@ -1,0 +1,633 @@
+"""The vicious-circle model: families, daycares and schools on a gridded city.
+
+``SegregationModel.step`` documents the order of one simulated year. Identity and structure are
+Mesa's (``Model``, agents, ``OrthogonalMooreGrid`` with property layers, ``DataCollector``);
+hot state lives in the numpy pools of ``sim.state`` and the unit arrays below, which the numba
+kernels of ``sim.kernels`` read and write in bulk.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType, SimpleNamespace
+
+import mesa
+import numpy as np
+from mesa.discrete_space import OrthogonalMooreGrid
+from scipy.spatial import cKDTree
+
+from agents import Daycare, Family, School
+from sim import kernels as numba_kernels
+from sim.city import City, generate_city
+from sim.config import Config, validate
+from sim.metrics import YearRecorder
+from sim.rng import Streams
+from sim.state import new_children, new_families
+
+AGE_BANDS = np.array([0] * 7 + [1] * 6 + [2] * 3 + [2] * 4)  # youngest age -> 0-6, 7-12, 13-15
+LOWER, UPPER = 0, 1
+ENTRY_AGE = (7, 13)  # grade 1 and grade 7
+LEVEL_AGES = ((7, 12), (13, 15))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function."""
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def schelling_v(x: np.ndarray, x0: float, m: float) -> np.ndarray:
+    """Vectorised single-peaked satisfaction (same rule as ``kernels.schelling_v``)."""
+    return np.where(x <= x0, x / x0, m + (1.0 - x) * (1.0 - m) / (1.0 - x0))
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    """Standardise across units (0 if no spread)."""
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+class SegregationModel(mesa.Model):
+    """Yearly loop of residential sorting, choice, outcomes and reputation.
+
+    Args:
+        cfg: Configuration (validated here).
+        levers: Policy levers (``scenarios.base.Lever``) applied at the levers hook.
+        kernels: Module providing the choice kernels; defaults to the numba kernels
+            (tests and benchmarks pass the plain-Python reference).
+    """
+
+    def __init__(
+        self, cfg: Config, levers: list | None = None, kernels: ModuleType | None = None
+    ) -> None:
+        cfg = validate(cfg)
+        super().__init__(rng=cfg.seed)
+        self.cfg = cfg
+        self.k = kernels or numba_kernels
+        self.year = 0
+        self.streams = Streams(cfg.seed)
+        self.city: City = generate_city(cfg.city, self.streams)
+        self._build_grid()
+        self._init_units()
+        cap = int(cfg.city.n_families * 1.4) + 16
+        self.families = new_families(cap)
+        self.children = new_children(int(cap * 2.2))
+        self.family_agents: dict[int, Family] = {}
+        self.recorder = YearRecorder(self)
+        self._init_population()
+        self.levers = list(levers or [])
+        for lever in self.levers:
+            lever.init(self)
+        self.recorder.collect()
+
+    # ------------------------------------------------------------------ structure
+    def _build_grid(self) -> None:
+        """Mesa grid with property layers; the city arrays become views of the layers."""
+        c = self.city
+        self.grid = OrthogonalMooreGrid((c.width, c.height), torus=False, random=self.random)
+        for name in ("price", "amenity", "district", "catchment_lower", "catchment_upper"):
+            arr = getattr(c, name)
+            layer = self.grid.create_property_layer(name, 0, dtype=arr.dtype.type)
+            layer.data = arr.reshape(c.width, c.height)
+            setattr(c, name, layer.data.reshape(-1))  # a view: levers edit the layer
+        self.renewal_cell = c.renewal_cell
+        self.school_of_cell = np.stack(
+            [c.catchment_lower, len(c.lower_cells) + c.catchment_upper]
+        ).astype(np.int64)
+
+    def cell_of(self, cell_id: int) -> mesa.discrete_space.Cell:
+        """The Mesa cell of a flat cell id."""
+        return self.grid._cells[divmod(int(cell_id), self.city.height)]
+
+    def refresh_catchments(self) -> None:
+        """Recompute the cell-to-school map after catchments change (levers)."""
+        c = self.city
+        self.school_of_cell[0] = c.catchment_lower
+        self.school_of_cell[1] = len(c.lower_cells) + c.catchment_upper
+
+    def _init_units(self) -> None:
+        """School and daycare arrays and their Mesa agents."""
+        c, cfg = self.city, self.cfg
+        n_l, n_u = len(c.lower_cells), len(c.upper_cells)
+        n_s, n_d = n_l + n_u, len(c.daycare_cells)
+        self.n_lower = n_l
+        self.schools = SimpleNamespace(
+            cell=np.concatenate([c.lower_cells, c.upper_cells]),
+            level=np.repeat([LOWER, UPPER], [n_l, n_u]),
+            emphasis=np.concatenate([c.lower_emphasis, c.upper_emphasis]),
+            capacity=np.zeros(n_s, dtype=np.int64),
+            rep_outcome=np.zeros(n_s),
+            rep_comp=np.zeros(n_s),
+            rep_perceived=np.zeros((2, n_s)),
+            mean_outcome=np.zeros(n_s),
+            resources=np.ones(n_s),  # per-pupil resources, base funding = 1
+            needs_funding=np.zeros(n_s),  # euros a year from needs-based levers
+            turnover=np.full(n_s, cfg.behaviour.outcomes.turnover_base),
+            open=np.ones(n_s, dtype=bool),
+        )
+        self.daycares = SimpleNamespace(
+            cell=c.daycare_cells.copy(),
+            private=c.daycare_private.copy(),
+            capacity=np.zeros(n_d, dtype=np.int64),
+            quality=self.streams.get("daycare_quality").normal(0.0, 0.5, n_d),
+            rep_comp=np.zeros(n_d),
+            rep_perceived=np.zeros((2, n_d)),
+            resources=np.ones(n_d),
+            needs_funding=np.zeros(n_d),
+        )
+        self.school_xy = c.xy[self.schools.cell]
+        m = min(cfg.behaviour.daycare.n_nearest, n_d)
+        km, idx = cKDTree(c.xy[c.daycare_cells]).query(c.xy, k=m)
+        self.near_daycare = np.asarray(idx, dtype=np.int64).reshape(len(c.xy), m)
+        self.near_daycare_km = np.asarray(km).reshape(len(c.xy), m)
+        self.school_agents = [
+            School(self, i, "lower" if i < n_l else "upper") for i in range(n_s)
+        ]
+        self.daycare_agents = [Daycare(self, i) for i in range(n_d)]
+
+    # ------------------------------------------------------------------ helpers
+    def child_counts(self) -> np.ndarray:
+        """Number of children per family slot."""
+        ch = self.children
+        return np.bincount(ch.family[ch.active], minlength=self.families.capacity)
+
+    def youngest(self) -> np.ndarray:
+        """Age of the youngest child per family slot (99 if none)."""
+        ch = self.children
+        out = np.full(self.families.capacity, 99, dtype=np.int64)
+        np.minimum.at(out, ch.family[ch.active], ch.age[ch.active])
+        return out
+
+    def recount(self) -> None:
+        """Recount families by status and language per cell and district (kernel inputs)."""
+        f = self.families
+        n_c, n_d = self.city.n_cells, self.city.n_districts
+        a = f.active & (f.cell >= 0)
+        cell, ses, lang = f.cell[a], f.ses[a], f.lang[a]
+        self.cell_ses = np.bincount(cell * 3 + ses, minlength=3 * n_c).reshape(n_c, 3)
+        self.cell_lang = np.bincount(cell * 2 + lang, minlength=2 * n_c).reshape(n_c, 2)
+        dist = self.city.district[cell]
+        self.dist_ses = np.bincount(dist * 3 + ses, minlength=3 * n_d).reshape(n_d, 3)
+        self.dist_lang = np.bincount(dist * 2 + lang, minlength=2 * n_d).reshape(n_d, 2)
+
+    def family_level(self) -> np.ndarray:
+        """School level a family cares about: 0 lower (youngest <= 12), 1 upper, -1 none."""
+        y = self.youngest()
+        return np.where(y <= 12, LOWER, np.where(y <= 15, UPPER, -1)).astype(np.int64)
+
+    def dissatisfaction(self) -> np.ndarray:
+        """Dissatisfaction with neighbourhood composition and the catchment school's reputation.
+
+        The same composition rule as the relocation utility (own-cell and district shares,
+        single-peaked satisfaction), plus the shortfall of the perceived reputation of the
+        family's catchment school below the city mean (reputations are standardised).
+        """
+        f, p = self.families, self.cfg.behaviour.preferences
+        self.recount()
+        out = np.zeros(f.capacity)
+        a = np.flatnonzero(f.active & (f.cell >= 0))
+        cell, s, g = f.cell[a], f.ses[a], f.lang[a]
+        d = self.city.district[cell]
+        b = p.local_weight
+        c_tot, d_tot = self.cell_ses[cell].sum(1), self.dist_ses[d].sum(1)
+        x_s = (1 - b) * self.cell_ses[cell, s] / c_tot + b * self.dist_ses[d, s] / d_tot
+        x_l = (1 - b) * self.cell_lang[cell, g] / c_tot + b * self.dist_lang[d, g] / d_tot
+        level = self.family_level()[a]
+        rep = self.schools.rep_perceived[g, self.school_of_cell[np.maximum(level, 0), cell]]
+        out[a] = (
+            np.asarray(p.w_comp_ses)[s] * (1 - schelling_v(x_s, p.x0, p.m_homog))
+            + np.asarray(p.w_comp_lang)[g] * (1 - schelling_v(x_l, p.x0, p.m_homog))
+            + np.asarray(p.w_school)[s] * np.maximum(0.0, -rep) * (level >= 0)
+        )
+        return out
+
+    def dwelling_params(self) -> np.ndarray:
+        """Pack the residential-utility weights for ``kernels.dwelling_utility``."""
+        p = self.cfg.behaviour.preferences
+        return np.array(
+            [p.x0, p.m_homog, p.local_weight, p.w_afford, p.social_max_ses, p.w_distance,
+             self.cfg.behaviour.demography.foreign_renewal_taste,
+             *p.w_comp_ses, *p.w_comp_lang, *p.w_school, *p.w_amenity, *p.budget,
+             *p.tenure_cost],
+            dtype=np.float64,
+        )
+
+    def vacancies(self) -> np.ndarray:
+        """Vacant dwelling slots (``cell * 3 + tenure``), one entry per vacant dwelling."""
+        f = self.families
+        a = f.active & (f.cell >= 0)
+        occ = np.bincount(f.cell[a] * 3 + f.tenure[a], minlength=3 * self.city.n_cells)
+        free = np.maximum(self.city.dwellings.reshape(-1) - occ, 0)
+        return np.repeat(np.arange(len(free), dtype=np.int64), free)
+
+    def choose_dwellings(self, order: np.ndarray, arriving: bool, stream: str) -> np.ndarray:
+        """Run the relocation kernel for families ``order``; returns the moved/placed mask.
+
+        Draws are made per family slot, so the same family gets the same numbers whoever
+        else is choosing (common random numbers across scenarios).
+        """
+        f, p = self.families, self.cfg.behaviour.preferences
+        rng = self.streams.get(stream, self.year)
+        k = p.n_candidates
+        u_cand = rng.random((f.capacity, k))[order]
+        gumbel = rng.gumbel(size=(f.capacity, k + 1))[order]
+        self.recount()
+        vac = self.vacancies()
+        moved, _ = self.k.relocate(
+            order, arriving, p.stay_bonus, f.ses, f.lang, self.family_level(), f.cell,
+            f.tenure, vac, len(vac), self.cell_ses, self.cell_lang, self.dist_ses,
+            self.dist_lang, self.city.district, self.city.xy, self.city.price,
+            self.city.amenity, self.renewal_cell, self.school_of_cell,
+            self.schools.rep_perceived, self.dwelling_params(),
+            np.asarray(p.tenure_taste, dtype=np.float64), u_cand, gumbel,
+        )
+        return moved
+
+    # ------------------------------------------------------------------ population
+    def _new_families(self, n: int, rng: np.random.Generator, foreign_share: float,
+                      year: int) -> np.ndarray:
+        """Create ``n`` unhoused families with children; returns their slots."""
+        cfg, f, ch = self.cfg, self.families, self.children
+        slots = f.alloc(n)
+        lang = (rng.random(n) < foreign_share).astype(np.int64)
+        ses = np.where(
+            lang == 1,
+            rng.choice(3, size=n, p=cfg.city.ses_shares_foreign),
+            rng.choice(3, size=n, p=cfg.city.ses_shares_native),
+        )
+        info_mean = np.asarray(cfg.behaviour.school.info_mean)[lang]
+        f.ses[slots], f.lang[slots] = ses, lang
+        f.info[slots] = rng.beta(4 * info_mean + 0.1, 4 * (1 - info_mean) + 0.1)
+        f.arrived[slots] = year
+        # Children: 1-3 (issue #2); the youngest's age spread over 0-15, older siblings 1-4
+        # years apart; parents 25-35 years older than the eldest (assumption).
+        n_kids = rng.choice([1, 2, 3], size=n, p=[0.42, 0.42, 0.16])
+        n_kids = np.minimum(n_kids, cfg.behaviour.demography.max_children)
+        youngest = np.minimum(rng.geometric(0.13, size=n) - 1, 15)
+        gaps = rng.integers(1, 5, size=(n, 2)).cumsum(axis=1)
+        ages = np.column_stack([youngest, youngest + gaps[:, 0], youngest + gaps[:, 1]])
+        keep = (np.arange(3)[None, :] < n_kids[:, None]) & (ages <= 15)
+        fam_idx = np.repeat(slots, keep.sum(1))
+        kid_ages = ages[keep]
+        f.parent_age[slots] = np.where(keep, ages, 0).max(1) + rng.integers(25, 36, size=n)
+        self._add_children(fam_idx, kid_ages, rng)
+        return slots
+
+    def _add_children(self, fam: np.ndarray, ages: np.ndarray, rng: np.random.Generator) -> None:
+        """Add children to families, with aptitude correlated with family status."""
+        ch = self.children
+        slots = ch.alloc(len(fam))
+        ch.family[slots], ch.age[slots] = fam, ages
+        rho = self.cfg.behaviour.school.aptitude_ses_corr
+        z = (self.families.ses[fam] - 1) / 0.8
+        ch.aptitude[slots] = rho * z + np.sqrt(1 - rho**2) * rng.standard_normal(len(fam))
+
+    def _remove_families(self, slots: np.ndarray) -> None:
+        """Remove families (and their children) from the city."""
+        ch = self.children
+        self.recorder.book_exit(slots)
+        ch.free(np.flatnonzero(ch.active & np.isin(ch.family, slots)))
+        for s in slots:
+            self.family_agents.pop(int(s)).remove()
+        self.families.free(slots)
+
+    def _house(self, slots: np.ndarray, rng_name: str) -> np.ndarray:
+        """Place new families in vacancies; drop those who found none. Returns placed slots."""
+        order = slots[self.streams.get(rng_name + "_order", self.year).permutation(len(slots))]
+        placed = self.choose_dwellings(order, True, rng_name)
+        lost = order[~placed]
+        if len(lost):
+            self.children.free(np.flatnonzero(self.children.active
+                                              & np.isin(self.children.family, lost)))
+            self.families.free(lost)
+        ok = np.sort(order[placed])
+        for s in ok:
+            self.family_agents[int(s)] = Family(self, int(s))
+        return ok
+
+    def _init_population(self) -> None:
+        """Initial families, sorted into the city by the same choice rule as later moves."""
+        cfg = self.cfg
+        rng = self.streams.get("init_population")
+        slots = self._new_families(cfg.city.n_families, rng, cfg.city.foreign_share, 0)
+        self._house(slots, "init_housing")
+        ch = self.children
+        dc = cfg.behaviour.daycare
+        # Daycare stock at the participation targets (ecec_participation_* in targets.csv).
+        stock = 1 - np.cumprod(1 - np.asarray(dc.join_prob))
+        a = ch.active & (ch.age >= 1) & (ch.age <= 6)
+        factor = np.where(self.families.lang[ch.family] == 1, dc.foreign_join_factor, 1.0)
+        p = np.where(a, stock[np.clip(ch.age - 1, 0, 5)] * factor, 0.0)
+        ch.ecec[:] = rng.random(ch.capacity) < p
+        self._init_capacities()
+        self._init_reputation_from_catchments()
+        self._daycare_choice()
+        self._school_choice(initial=True)
+        self._outcomes(initial=True)
+        self._reputation(initial=True)
+
+    def _init_capacities(self) -> None:
+        """Seats: slack times the initial catchment pupils (schools) or nearby demand."""
+        c, cfg, f, ch = self.city, self.cfg, self.families, self.children
+        home = f.cell[ch.family]
+        for lev, (lo, hi) in enumerate(LEVEL_AGES):
+            a = ch.active & (ch.age >= lo) & (ch.age <= hi)
+            n = np.bincount(self.school_of_cell[lev, home[a]], minlength=len(self.schools.cell))
+            sel = self.schools.level == lev
+            cap = np.ceil(cfg.city.school_capacity_slack * np.maximum(n, 10))
+            self.schools.capacity[sel] = cap[sel].astype(np.int64)
+        a = ch.active & (ch.age >= 1) & (ch.age <= 6) & ch.ecec
+        near = self.near_daycare[home[a], 0]
+        n = np.bincount(near, minlength=len(self.daycares.cell))
+        cap = np.ceil(cfg.city.daycare_capacity_slack * np.maximum(n, 8))
+        self.daycares.capacity[:] = cap.astype(np.int64)
+
+    def _init_reputation_from_catchments(self) -> None:
+        """Before any pupil is enrolled, reputations reflect the catchments' residents."""
+        f, o = self.families, self.cfg.behaviour.outcomes
+        a = f.active & (f.cell >= 0)
+        bg = np.asarray(o.ses_effect)[f.ses[a]] + o.foreign_effect * f.lang[a]
+        n_s = len(self.schools.cell)
+        for lev in (LOWER, UPPER):
+            sch = self.school_of_cell[lev, f.cell[a]]
+            tot = np.maximum(np.bincount(sch, minlength=n_s), 1)
+            mean_bg = np.bincount(sch, weights=bg, minlength=n_s) / tot
+            sel = self.schools.level == lev
+            self.schools.rep_outcome[sel] = zscore(mean_bg[sel])
+        self._perceive()
+
+    # ------------------------------------------------------------------ the year
+    def step(self) -> None:
+        """Advance one year. The order of a year is:
+
+        1. **Demography** (``_demography``): children and parents age; children turning 16
+           leave the model; families with no child left leave (booked ``aged_out``); births;
+           out-migration to the suburbs (booked ``left_city``); arrivals into vacancies
+           (booked ``arrivals``).
+        2. **Moves** (``_relocation``): who considers moving (child age, tenure, income,
+           dissatisfaction, crowding), then the conditional-logit choice over sampled
+           vacancies (kernel ``relocate``).
+        3. **Daycare choice** (``_daycare_choice``): children aged 1-6 joining early
+           childhood education or re-choosing after a move (kernel ``daycare_choice``).
+        4. **School choice** (``_school_choice``) at grade 1 (age 7) and grade 7 (age 13):
+           applications (kernel ``rank_programmes``) and capacity-constrained deferred
+           acceptance with catchment priority (kernel ``deferred_acceptance``).
+        5. **Outcomes** (``_outcomes``): pupils' learning from background, peers,
+           resources and teacher turnover.
+        6. **Reputation** (``_reputation``): lagged, inertial perception of outcomes and
+           intake composition, by language group.
+        7. **Levers**: each lever's ``apply(model)`` (``scenarios``), in scenario order.
+        8. **Metrics** (``recorder.collect``): indices, flows and the unit/area tables.
+        """
+        self.year += 1
+        self.recorder.start_year()
+        self._demography()
+        self._relocation()
+        self._daycare_choice()
+        self._school_choice()
+        self._outcomes()
+        self._reputation()
+        for lever in self.levers:
+            lever.apply(self)
+        self.recorder.collect()
+
+    def finalize(self) -> None:
+        """Let levers finish (end of run)."""
+        for lever in self.levers:
+            lever.finalize(self)
+
+    def _demography(self) -> None:
+        cfg, f, ch, rec = self.cfg, self.families, self.children, self.recorder
+        dem = cfg.behaviour.demography
+        rng = self.streams.get("demography", self.year)
+        u_birth = rng.random(f.capacity)
+        ch.age[ch.active] += 1
+        f.parent_age[f.active] += 1
+        ch.free(np.flatnonzero(ch.active & (ch.age >= 16)))  # adults leave the child model
+        ch.daycare[ch.active & (ch.age >= 7)] = -1
+        grade7 = ch.active & (ch.age == ENTRY_AGE[UPPER]) & (ch.school >= 0)
+        ch.school[grade7 & (ch.school < self.n_lower)] = -1
+        n_kids = self.child_counts()
+        aged_out = np.flatnonzero(f.active & (n_kids == 0))
+        rec.flows["aged_out"] = len(aged_out)
+        self._remove_families(aged_out)
+
+        # Out-migration to the suburbs, by youngest child's age band x status, dissatisfaction.
+        band = AGE_BANDS[np.minimum(self.youngest(), 15)]
+        logit = np.asarray(dem.outmig_logit)[band, np.maximum(f.ses, 0)]
+        logit += dem.outmig_dissatisfaction * self.dissatisfaction() + dem.outmig_foreign * f.lang
+        u_out = self.streams.get("outmigration", self.year).random(f.capacity)
+        leave = np.flatnonzero(f.active & (u_out < sigmoid(logit)))
+        rec.book_leavers(leave, band[leave])
+        self._remove_families(leave)
+
+        n_kids = self.child_counts()
+        born = f.active & (f.parent_age < dem.birth_max_parent_age)
+        born &= (n_kids < dem.max_children) & (u_birth < dem.birth_prob)
+        fam_born = np.flatnonzero(born)
+        self._add_children(fam_born, np.zeros(len(fam_born), dtype=np.int64), rng)
+        rec.flows["births"] = len(fam_born)
+        rec.born = fam_born
+
+        n_exit = rec.flows["aged_out"] + rec.flows["left_city"]
+        want = dem.arrival_ratio * n_exit
+        n_arr = int(want) + int(rng.random() < want - int(want))
+        arr_rng = self.streams.get("arrivals", self.year)
+        slots = self._new_families(n_arr, arr_rng, dem.arrival_foreign_share, self.year)
+        placed = self._house(slots, "arrival_housing")
+        rec.book_arrivals(placed)
+
+    def _relocation(self) -> None:
+        cfg, f, ch = self.cfg, self.families, self.children
+        mob = cfg.behaviour.mobility
+        rng = self.streams.get("move_decision", self.year)
+        u = rng.random(f.capacity)
+        prio = rng.random(f.capacity)
+        band = AGE_BANDS[np.minimum(self.youngest(), 15)]
+        a = ch.active
+        need = np.bincount(ch.family[a], weights=0.5 + 0.5 * ch.age[a] / 15.0,
+                           minlength=f.capacity)
+        ten = np.maximum(f.tenure, 0)
+        crowd = np.maximum(0.0, need - np.asarray(mob.space)[ten])
+        logit = (mob.base_logit + np.asarray(mob.age_band)[band] + np.asarray(mob.tenure)[ten]
+                 + np.asarray(mob.ses)[np.maximum(f.ses, 0)]
+                 + mob.dissatisfaction * self.dissatisfaction() + mob.crowding * crowd)
+        consider = f.active & (f.arrived < self.year) & (u < sigmoid(logit))
+        order = np.flatnonzero(consider)
+        order = order[np.argsort(prio[order], kind="stable")]
+        old_cell = f.cell[order].copy()
+        moved = self.choose_dwellings(order, False, "relocation")
+        self.recorder.book_moves(order[moved], old_cell[moved], band)
+
+    def _daycare_choice(self) -> None:
+        cfg, f, ch, dcs = self.cfg, self.families, self.children, self.daycares
+        dc = cfg.behaviour.daycare
+        rng = self.streams.get("daycare", self.year)
+        u_join = rng.random(ch.capacity)
+        prio = rng.random(ch.capacity)
+        age_ok = ch.active & (ch.age >= 1) & (ch.age <= 6)
+        home = f.cell[ch.family]
+        # Movers whose daycare is now far re-choose (a family keeps a daycare it can reach).
+        enrolled = age_ok & (ch.daycare >= 0)
+        far = np.zeros(ch.capacity, dtype=bool)
+        e = np.flatnonzero(enrolled)
+        dxy = self.city.xy[home[e]] - self.city.xy[dcs.cell[ch.daycare[e]]]
+        far[e] = np.hypot(dxy[:, 0], dxy[:, 1]) > dc.rechoose_km
+        ch.daycare[far] = -1
+        factor = np.where(f.lang[ch.family] == 1, dc.foreign_join_factor, 1.0)
+        p_join = np.asarray(dc.join_prob)[np.clip(ch.age - 1, 0, 5)] * factor
+        ch.ecec |= age_ok & (ch.daycare < 0) & (u_join < p_join)
+        ch.ecec &= age_ok
+        seeking = np.flatnonzero(ch.ecec & (ch.daycare < 0))
+        seeking = seeking[np.argsort(prio[seeking], kind="stable")]
+        enrolled_n = np.bincount(ch.daycare[ch.daycare >= 0], minlength=len(dcs.cell))
+        seats = (dcs.capacity - enrolled_n).astype(np.int64)
+        m = self.near_daycare.shape[1]
+        gumbel = rng.gumbel(size=(ch.capacity, m))[seeking]
+        fam = ch.family[seeking]
+        got = self.k.daycare_choice(
+            np.arange(len(seeking)), f.ses[fam], f.lang[fam],
+            self.near_daycare[home[seeking]], self.near_daycare_km[home[seeking]],
+            dcs.private, dcs.rep_perceived, dc.w_distance, np.asarray(dc.w_reputation, float),
+            np.asarray(dc.w_private, float), gumbel, seats,
+        )
+        ch.daycare[seeking] = got
+        self.recorder.flows["daycare_waitlist"] = int((got < 0).sum())
+
+    def _school_choice(self, initial: bool = False) -> None:
+        """Applications and admissions at both levels (all pupils at initialisation)."""
+        cfg, f, ch, sch = self.cfg, self.families, self.children, self.schools
+        sc = cfg.behaviour.school
+        rng = self.streams.get("school_choice", self.year)
+        u_look = rng.random(ch.capacity)
+        lottery = rng.random(ch.capacity)
+        n_s = len(sch.cell)
+        for lev, (lo, hi) in enumerate(LEVEL_AGES):
+            app = np.flatnonzero(ch.active & (ch.age >= lo) & (ch.age <= hi) & (ch.school < 0))
+            fam = ch.family[app]
+            ses, lang, home = f.ses[fam], f.lang[fam], f.cell[fam]
+            local = self.school_of_cell[lev, home]
+            entry = (ch.age[app] == ENTRY_AGE[lev]) | initial
+            # Look beyond the local school: rises with status, falls with less information,
+            # rises as the local school's perceived reputation falls.
+            rep_local = sch.rep_perceived[lang, local]
+            p_look = np.asarray(sc.look_prob)[ses] * f.info[fam] / sc.info_mean[0]
+            p_look *= np.exp(-np.asarray(sc.look_reputation)[ses] * rep_local)
+            p_look *= sc.g7_look_factor if lev == UPPER else 1.0
+            looks = entry & (u_look[app] < p_look) & sc.enabled
+            ids = np.flatnonzero((sch.level == lev) & sch.open)
+            gumbel = rng.gumbel(size=(len(app), 2 * len(ids)))
+            prefs = self.k.rank_programmes(
+                looks, ses, lang, self.city.xy[home], local, ids, self.school_xy,
+                sch.emphasis, sch.rep_perceived, self.pupil_lang_share(),
+                np.asarray(sc.w_reputation, float), np.asarray(sc.w_composition, float),
+                np.asarray(sc.w_distance, float), np.asarray(sc.w_emphasis, float),
+                sc.local_bonus, sc.max_km, sc.n_ranked, gumbel,
+            )
+            # Priority: catchment children first at a general class, then lottery;
+            # emphasised classes by aptitude.
+            p_sch = np.maximum(prefs, 0) // 2
+            is_emph = (prefs % 2) == 1
+            prio = np.where(is_emph, ch.aptitude[app][:, None],
+                            2.0 * (p_sch == local[:, None]) + lottery[app][:, None])
+            cap_prog = self._programme_seats(lev, local)
+            got = self.k.deferred_acceptance(prefs, prio, cap_prog)
+            ch.school[app] = got // 2
+            ch.outcome[app] = np.where(
+                entry, np.asarray(cfg.behaviour.outcomes.ses_effect)[ses]
+                + cfg.behaviour.outcomes.foreign_effect * lang, ch.outcome[app])
+            self.recorder.book_intake(lev, app[entry], local[entry], got[entry] // 2, n_s)
+
+    def _programme_seats(self, lev: int, local: np.ndarray) -> np.ndarray:
+        """Seats per programme; the catchment guarantee adds places where needed (booked)."""
+        sch, ch = self.schools, self.children
+        n_s = len(sch.cell)
+        enrolled = np.bincount(ch.school[ch.school >= 0], minlength=n_s)
+        free = np.maximum(sch.capacity - enrolled, 0)
+        intake = sch.capacity / (LEVEL_AGES[lev][1] - LEVEL_AGES[lev][0] + 1)
+        emph = np.where(sch.emphasis, np.round(self.cfg.city.emphasis_seat_share * intake), 0)
+        emph = np.minimum(emph, free).astype(np.int64)
+        general = free - emph
+        n_local = np.bincount(local, minlength=n_s)
+        short = np.maximum(n_local - general, 0) * (sch.level == lev)
+        sch.capacity += short
+        self.recorder.flows["capacity_added"] += int(short.sum())
+        general = general + short
+        closed = ~sch.open | (sch.level != lev)
+        general[closed & (n_local == 0)] = 0
+        emph[closed] = 0
+        return np.column_stack([general, emph]).reshape(-1).astype(np.int64)
+
+    def pupil_lang_share(self) -> np.ndarray:
+        """Share of each language group among each school's pupils, shape (2, n_schools)."""
+        ch, f = self.children, self.families
+        n_s = len(self.schools.cell)
+        p = ch.school >= 0
+        cnt = np.bincount(ch.school[p] * 2 + f.lang[ch.family[p]], minlength=2 * n_s)
+        cnt = cnt.reshape(n_s, 2).T.astype(float)
+        tot = cnt.sum(0)
+        return np.where(tot > 0, cnt / np.maximum(tot, 1), 0.5)
+
+    def _outcomes(self, initial: bool = False) -> None:
+        """Pupils' achievement moves part of the way toward background + school effects."""
+        cfg, f, ch, sch = self.cfg, self.families, self.children, self.schools
+        o = cfg.behaviour.outcomes
+        n_s = len(sch.cell)
+        p = np.flatnonzero(ch.school >= 0)
+        s = ch.school[p]
+        fam = ch.family[p]
+        bg = np.asarray(o.ses_effect)[f.ses[fam]] + o.foreign_effect * f.lang[fam]
+        n = np.maximum(np.bincount(s, minlength=n_s), 1)
+        peer = np.bincount(s, weights=bg, minlength=n_s) / n
+        low = np.bincount(s, weights=(f.ses[fam] == 0), minlength=n_s) / n
+        extra = sch.resources - 1.0
+        sch.turnover = np.clip(
+            o.turnover_base + o.turnover_disadvantage * low - o.turnover_resources * extra, 0, 1
+        )
+        target = bg + o.peer_effect * peer[s] + o.resource_effect * extra[s]
+        target -= o.turnover_effect * sch.turnover[s]
+        noise = self.streams.get("outcomes", self.year).standard_normal(ch.capacity)[p]
+        lam = 1.0 if initial else o.adjustment
+        ch.outcome[p] = (1 - lam) * ch.outcome[p] + lam * target + o.noise_sd * noise
+        sch.mean_outcome = np.bincount(s, weights=ch.outcome[p], minlength=n_s) / n
+
+    def _composition_index(self, unit: np.ndarray, n_units: int) -> np.ndarray:
+        """Status minus foreign-language share of the children in each unit (-2..1)."""
+        fam = self.children.family
+        m = unit >= 0
+        ses, lang = self.families.ses[fam[m]], self.families.lang[fam[m]]
+        n = np.maximum(np.bincount(unit[m], minlength=n_units), 1)
+        val = (ses == 2).astype(float) - (ses == 0) - lang
+        return np.bincount(unit[m], weights=val, minlength=n_units) / n
+
+    def _reputation(self, initial: bool = False) -> None:
+        """Inertial update of reputation components; frozen if feedback is off."""
+        r = self.cfg.behaviour.reputation
+        if not r.feedback and not initial:
+            return
+        sch, dcs, ch = self.schools, self.daycares, self.children
+        keep = 0.0 if initial else r.inertia
+        comp_s = self._composition_index(ch.school, len(sch.cell))
+        comp_d = self._composition_index(ch.daycare, len(dcs.cell))
+        for lev in (LOWER, UPPER):
+            sel = sch.level == lev
+            sch.rep_outcome[sel] = (keep * sch.rep_outcome[sel]
+                                    + (1 - keep) * zscore(sch.mean_outcome[sel]))
+            sch.rep_comp[sel] = keep * sch.rep_comp[sel] + (1 - keep) * zscore(comp_s[sel])
+        dcs.rep_comp = keep * dcs.rep_comp + (1 - keep) * zscore(comp_d)
+        self._perceive()
+
+    def _perceive(self) -> None:
+        """Reputation as perceived by each language group."""
+        r = self.cfg.behaviour.reputation
+        w = np.asarray(r.w_composition)[:, None]
+        sch, dcs = self.schools, self.daycares
+        sch.rep_perceived = r.w_outcome * sch.rep_outcome[None, :] + w * sch.rep_comp[None, :]
+        dcs.rep_perceived = dcs.quality[None, :] + w * dcs.rep_comp[None, :]
+
+    def run(self, years: int | None = None, progress: bool = False) -> None:
+        """Run ``years`` steps (default: ``cfg.years``), optionally with a progress bar."""
+        from tqdm import tqdm
+
+        n = self.cfg.years if years is None else years
+        for _ in tqdm(range(n), desc="years", unit="yr", disable=not progress):
+            self.step()
+        self.finalize()

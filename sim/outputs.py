@@ -1,0 +1,126 @@
+"""Run directory: resolved config, Parquet tables, summary and figures, written atomically.
+
+A run directory holds:
+
+* ``config.yaml``: the resolved configuration;
+* ``metrics.parquet``: one row a year (``sim.metrics``);
+* ``units.parquet``: one row per school and daycare per year;
+* ``areas.parquet``: one row per district, catchment and cell per year;
+* ``summary.json``: versions, git hash, seed, resolved config and final-year metrics;
+* ``figures/``: maps and time series (``sim.figures``).
+
+Every file is written to a temporary name and renamed, so a crash leaves no half-written
+file, and ``summary.json`` is written last: its presence marks a complete run (sweeps skip it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from sim.config import as_dict
+
+if TYPE_CHECKING:
+    from sim.model import SegregationModel
+
+PACKAGES = ("mesa", "numpy", "numba", "pandas", "pyarrow", "hydra-core", "matplotlib")
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Write a DataFrame atomically as Parquet (deterministic bytes for equal data)."""
+    atomic_write(path, lambda p: df.to_parquet(p, index=False, engine="pyarrow"))
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write text atomically."""
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def git_hash() -> str:
+    """Commit of the source tree, or ``"unknown"`` outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the key packages."""
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+def is_complete(run_dir: Path) -> bool:
+    """True if ``run_dir`` holds a finished run (``summary.json`` is written last)."""
+    return (Path(run_dir) / "summary.json").exists()
+
+
+def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> Path:
+    """Write all outputs of a finished model run to ``run_dir``.
+
+    Args:
+        model: A model that has run.
+        run_dir: Target directory (created if needed).
+        figures: Also draw the figures.
+
+    Returns:
+        The run directory.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = as_dict(model.cfg)
+    write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)), run_dir / "config.yaml")
+    metrics = model.recorder.metrics_frame()
+    write_parquet(metrics, run_dir / "metrics.parquet")
+    write_parquet(model.recorder.units_frame(), run_dir / "units.parquet")
+    write_parquet(model.recorder.areas_frame(), run_dir / "areas.parquet")
+    if figures:
+        from sim.figures import draw_all
+
+        draw_all(model, metrics, run_dir / "figures")
+    final = metrics.iloc[-1].to_dict()
+    summary = {
+        "seed": model.cfg.seed,
+        "years": model.cfg.years,
+        "preset": model.cfg.city.preset,
+        "git": git_hash(),
+        "versions": versions(),
+        "levers": [repr(lever) for lever in model.levers],
+        "final": {k: (None if pd.isna(v) else float(v)) for k, v in final.items()},
+        "config": cfg,
+    }
+    write_text(json.dumps(summary, indent=2, sort_keys=True), run_dir / "summary.json")
+    return run_dir
