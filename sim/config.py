@@ -87,7 +87,7 @@ class PreferenceConfig:
     local_weight: float = 0.5  # b: weight of district vs own-cell composition; Dignum et al. 2022
     w_comp_ses: list[float] = field(default_factory=lambda: [0.3, 0.8, 1.5])  # assumption
     w_comp_lang: list[float] = field(default_factory=lambda: [1.2, 0.6])  # by lang; assumption
-    w_school: list[float] = field(default_factory=lambda: [0.3, 0.8, 1.4])  # Kauppinen et al. 2021
+    w_school: list[float] = field(default_factory=lambda: [0.1, 0.6, 1.5])  # Kauppinen et al. 2021
     w_amenity: list[float] = field(default_factory=lambda: [0.4, 0.6, 1.0])  # assumption
     w_afford: float = 8.0  # logit per unit of cost above budget; assumption
     budget: list[float] = field(default_factory=lambda: [0.45, 0.72, 1.05])  # assumption
@@ -135,19 +135,19 @@ class SchoolConfig:
     enabled: bool = True  # False: every child attends the catchment school (no choice)
     # Probability of applying beyond the catchment school, by ses; calibrated to about 85%
     # local first-graders city-wide (local_school_share_grade1=0.85, targets.csv)
-    look_prob: list[float] = field(default_factory=lambda: [0.15, 0.3, 0.5])
+    look_prob: list[float] = field(default_factory=lambda: [0.15, 0.35, 0.55])
     # Looking rises as the local school's reputation falls, more so for higher status
     # (middle-class avoidance: Bernelius & Vaattovaara 2016); assumption on the values
-    look_reputation: list[float] = field(default_factory=lambda: [0.1, 0.5, 0.9])
+    look_reputation: list[float] = field(default_factory=lambda: [0.3, 1.0, 1.5])
     g7_look_factor: float = 1.6  # more choice at grade 7 (seed document, targets.csv)
     info_mean: list[float] = field(default_factory=lambda: [0.8, 0.45])  # by lang; assumption
     n_ranked: int = 3  # programmes ranked before the catchment school; assumption
     max_km: float = 5.0  # schools considered within this distance; assumption
-    w_reputation: list[float] = field(default_factory=lambda: [0.6, 1.0, 1.6])  # assumption
+    w_reputation: list[float] = field(default_factory=lambda: [0.3, 1.0, 2.0])  # assumption
     w_composition: list[float] = field(default_factory=lambda: [0.2, 0.6, 1.0])  # assumption
-    w_distance: list[float] = field(default_factory=lambda: [0.8, 0.6, 0.5])  # per km; COMPASS
+    w_distance: list[float] = field(default_factory=lambda: [1.2, 0.7, 0.5])  # per km; COMPASS
     w_emphasis: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])  # assumption
-    local_bonus: float = 0.5  # familiarity with the catchment school; assumption
+    local_bonus: float = 0.3  # familiarity with the catchment school; assumption
     aptitude_ses_corr: float = 0.4  # aptitude-status correlation; assumption
 
 
@@ -177,6 +177,8 @@ class ReputationConfig:
     inertia: float = 0.8  # weight of last year's reputation; assumption
     w_outcome: float = 1.0  # assumption
     w_composition: list[float] = field(default_factory=lambda: [1.0, 0.4])  # by lang; assumption
+    outcome_scale: float = 1.0  # school-years of mean outcome per reputation unit; assumption
+    composition_scale: float = 0.6  # composition-index difference per unit; assumption
 
 
 @dataclass
@@ -427,6 +429,8 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     r = f"{b}.reputation"
     c.share(f"{r}.inertia")
     c.length(f"{r}.w_composition", N_LANG)
+    c.real(f"{r}.outcome_scale", 0.0, 100.0, lo_open=True)
+    c.real(f"{r}.composition_scale", 0.0, 100.0, lo_open=True)
     return obj
 
 

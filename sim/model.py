@@ -39,10 +39,13 @@ def schelling_v(x: np.ndarray, x0: float, m: float) -> np.ndarray:
     return np.where(x <= x0, x / x0, m + (1.0 - x) * (1.0 - m) / (1.0 - x0))
 
 
-def zscore(x: np.ndarray) -> np.ndarray:
-    """Standardise across units (0 if no spread)."""
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+def relative(x: np.ndarray, scale: float) -> np.ndarray:
+    """Deviation from the mean across units, in units of ``scale``.
+
+    Not standardised: as schools drift apart their reputations drift apart too, which is
+    what lets the feedback loop amplify itself.
+    """
+    return (x - x.mean()) / scale if len(x) else x
 
 
 class SegregationModel(mesa.Model):
@@ -343,6 +346,7 @@ class SegregationModel(mesa.Model):
     def _init_reputation_from_catchments(self) -> None:
         """Before any pupil is enrolled, reputations reflect the catchments' residents."""
         f, o = self.families, self.cfg.behaviour.outcomes
+        r = self.cfg.behaviour.reputation
         a = f.active & (f.cell >= 0)
         bg = np.asarray(o.ses_effect)[f.ses[a]] + o.foreign_effect * f.lang[a]
         n_s = len(self.schools.cell)
@@ -351,7 +355,7 @@ class SegregationModel(mesa.Model):
             tot = np.maximum(np.bincount(sch, minlength=n_s), 1)
             mean_bg = np.bincount(sch, weights=bg, minlength=n_s) / tot
             sel = self.schools.level == lev
-            self.schools.rep_outcome[sel] = zscore(mean_bg[sel])
+            self.schools.rep_outcome[sel] = relative(mean_bg[sel], r.outcome_scale)
         self._perceive()
 
     # ------------------------------------------------------------------ the year
@@ -610,9 +614,10 @@ class SegregationModel(mesa.Model):
         for lev in (LOWER, UPPER):
             sel = sch.level == lev
             sch.rep_outcome[sel] = (keep * sch.rep_outcome[sel]
-                                    + (1 - keep) * zscore(sch.mean_outcome[sel]))
-            sch.rep_comp[sel] = keep * sch.rep_comp[sel] + (1 - keep) * zscore(comp_s[sel])
-        dcs.rep_comp = keep * dcs.rep_comp + (1 - keep) * zscore(comp_d)
+                                    + (1 - keep) * relative(sch.mean_outcome[sel], r.outcome_scale))
+            sch.rep_comp[sel] = (keep * sch.rep_comp[sel]
+                                 + (1 - keep) * relative(comp_s[sel], r.composition_scale))
+        dcs.rep_comp = keep * dcs.rep_comp + (1 - keep) * relative(comp_d, r.composition_scale)
         self._perceive()
 
     def _perceive(self) -> None:

@@ -1,0 +1,289 @@
+"""Tests for sim.config: one test per error message of ``validate`` / ``load_config``.
+
+Every check in ``validate`` (each ``fail``, ``real``, ``share``, ``positive_int``, ``length``
+and ``sums_to_one`` call and every cross-field rule) has a case below that trips exactly that
+check, and the message must name the key, the offending value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.config import PRESETS, Config, as_dict, flat_fields, load_config, to_object, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+B = "behaviour"
+DEM, PREF, MOB = f"{B}.demography", f"{B}.preferences", f"{B}.mobility"
+DC, SCH, OUT, REP = f"{B}.daycare", f"{B}.school", f"{B}.outcomes", f"{B}.reputation"
+
+SHARE = "values in [0.0, 1.0]"
+LEN3 = "a list of length 3"
+LEN2 = "a list of length 2"
+SUM1 = "shares that sum to 1"
+LAND = "at most a quarter of the land cells (324)"  # 44 x 36 x (1 - 0.18) / 4, small preset
+
+
+def case(override: str, shown: str, allowed: str, *extra: str):
+    """One parametrised case: ``override`` must fail naming ``shown`` and ``allowed``."""
+    key = override.partition("=")[0]
+    return pytest.param([*extra, override], shown, allowed, id=key + ":" + allowed[:24])
+
+
+# (override list, "key=value" as the message shows it, the allowed values in the message)
+VALIDATE_CASES = [
+    # ----------------------------------------------------------------- top level
+    case("city.preset=foo", "city.preset='foo'", "one of ['small', 'helsinki']"),
+    case("seed=-1", "seed=-1", "a non-negative integer"),
+    case("years=0", "years=0", "an integer in [1, 500]"),
+    case("years=501", "years=501", "an integer in [1, 500]"),
+    # ----------------------------------------------------------------- city integers
+    *[case(f"city.{k}=0", f"city.{k}=0", "an integer in [1, 1000000000]")
+      for k in ("width", "height", "n_families", "n_districts", "n_lower_schools",
+                "n_upper_schools", "n_daycares")],
+    case("city.n_renewal_areas=-1", "city.n_renewal_areas=-1", "values in [0, 1000000]"),
+    case("city.cell_size_m=0.5", "city.cell_size_m=0.5", "values in [1.0, inf]"),
+    case("city.cell_size_m=nan", "city.cell_size_m=nan", "values in [1.0, inf]"),
+    # ----------------------------------------------------------------- city shares
+    *[case(f"city.{k}=1.5", f"city.{k}=1.5", SHARE)
+      for k in ("private_daycare_share", "sea_share", "social_share", "owner_share",
+                "renewal_social_share", "foreign_share", "emphasis_school_share",
+                "emphasis_seat_share")],
+    case("city.sea_share=-0.1", "city.sea_share=-0.1", SHARE),
+    case("city.ses_shares_native=[1.5,-0.5,0.0]", "city.ses_shares_native=[1.5, -0.5, 0.0]",
+         SHARE),
+    case("city.ses_shares_foreign=[1.5,-0.5,0.0]", "city.ses_shares_foreign=[1.5, -0.5, 0.0]",
+         SHARE),
+    # ----------------------------------------------------------------- city cross-field
+    case("city.sea_share=0.7", "city.sea_share=0.7", "at most 0.6 so the city has land"),
+    case("city.owner_share=0.9", "city.owner_share=0.9", "at most 1 - city.social_share = 0.8"),
+    case("city.social_share=0.6", "city.owner_share=0.45", "at most 1 - city.social_share = 0.4"),
+    case("city.ses_shares_native=[0.5,0.5]", "city.ses_shares_native=[0.5, 0.5]", LEN3),
+    case("city.ses_shares_native=[0.5,0.4,0.05]", "city.ses_shares_native=[0.5, 0.4, 0.05]",
+         SUM1),
+    case("city.ses_shares_foreign=[0.5,0.5]", "city.ses_shares_foreign=[0.5, 0.5]", LEN3),
+    case("city.ses_shares_foreign=[0.5,0.4,0.05]", "city.ses_shares_foreign=[0.5, 0.4, 0.05]",
+         SUM1),
+    case("city.dwellings_per_family=1.0", "city.dwellings_per_family=1.0", "values in (1.0, 3.0]"),
+    case("city.dwellings_per_family=3.5", "city.dwellings_per_family=3.5", "values in (1.0, 3.0]"),
+    case("city.school_capacity_slack=0.9", "city.school_capacity_slack=0.9",
+         "values in [1.0, 5.0]"),
+    case("city.daycare_capacity_slack=5.5", "city.daycare_capacity_slack=5.5",
+         "values in [1.0, 5.0]"),
+    case("city.n_renewal_areas=20", "city.n_renewal_areas=20", "fewer than city.n_districts = 20"),
+    case("city.n_districts=4", "city.n_renewal_areas=4", "fewer than city.n_districts = 4"),
+    *[case(f"city.{k}=400", f"city.{k}=400", LAND)
+      for k in ("n_districts", "n_lower_schools", "n_upper_schools", "n_daycares")],
+    # ----------------------------------------------------------------- demography
+    case(f"{DEM}.birth_prob=1.5", f"{DEM}.birth_prob=1.5", SHARE),
+    case(f"{DEM}.birth_max_parent_age=17", f"{DEM}.birth_max_parent_age=17", "values in [18, 60]"),
+    case(f"{DEM}.max_children=4", f"{DEM}.max_children=4", "values in [1, 3]"),
+    case(f"{DEM}.arrival_ratio=3.5", f"{DEM}.arrival_ratio=3.5", "values in [0.0, 3.0]"),
+    case(f"{DEM}.arrival_foreign_share=-0.1", f"{DEM}.arrival_foreign_share=-0.1", SHARE),
+    case(f"{DEM}.outmig_logit=[[-3.0,-3.0,-3.0],[-4.0,-4.0,-4.0]]",
+         f"{DEM}.outmig_logit=[[-3.0, -3.0, -3.0], [-4.0, -4.0, -4.0]]",
+         "a list of length 3 x 3"),
+    case(f"{DEM}.outmig_logit=[[-3.0,-3.0],[-4.0,-4.0],[-5.0,-5.0]]",
+         f"{DEM}.outmig_logit=[[-3.0, -3.0], [-4.0, -4.0], [-5.0, -5.0]]",
+         "a list of length 3 x 3"),
+    case(f"{DEM}.outmig_logit=[[-3.0,-3.0,-3.0],[-4.0,-4.0,-4.0],[-5.0,-5.0,6.0]]",
+         f"{DEM}.outmig_logit=[[-3.0, -3.0, -3.0], [-4.0, -4.0, -4.0], [-5.0, -5.0, 6.0]]",
+         "values in [-20, 5]"),
+    # ----------------------------------------------------------------- preferences
+    case(f"{PREF}.n_candidates=0", f"{PREF}.n_candidates=0", "an integer in [1, 256]"),
+    case(f"{PREF}.n_candidates=257", f"{PREF}.n_candidates=257", "an integer in [1, 256]"),
+    case(f"{PREF}.x0=0", f"{PREF}.x0=0.0", "values in (0.0, 1.0]"),
+    case(f"{PREF}.x0=1.0", f"{PREF}.x0=1.0", "a value in (0, 1)"),
+    case(f"{PREF}.m_homog=1.5", f"{PREF}.m_homog=1.5", SHARE),
+    case(f"{PREF}.local_weight=-0.1", f"{PREF}.local_weight=-0.1", SHARE),
+    *[case(f"{PREF}.{k}=[1.0,1.0]", f"{PREF}.{k}=[1.0, 1.0]", LEN3)
+      for k in ("w_comp_ses", "w_school", "w_amenity", "budget", "tenure_cost")],
+    case(f"{PREF}.w_comp_lang=[1.0]", f"{PREF}.w_comp_lang=[1.0]", LEN2),
+    case(f"{PREF}.tenure_taste=[[0.0,0.0],[0.0,0.0],[0.0,0.0]]",
+         f"{PREF}.tenure_taste=[[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]", "a list of length 3 x 3"),
+    case(f"{PREF}.budget=[0.0,0.72,1.05]", f"{PREF}.budget=[0.0, 0.72, 1.05]",
+         "values in (0.0, 10.0]"),
+    case(f"{PREF}.tenure_cost=[-0.1,0.8,1.0]", f"{PREF}.tenure_cost=[-0.1, 0.8, 1.0]",
+         "values in [0.0, 10.0]"),
+    case(f"{PREF}.w_afford=-1", f"{PREF}.w_afford=-1.0", "values in [0.0, 1000.0]"),
+    case(f"{PREF}.w_distance=101", f"{PREF}.w_distance=101.0", "values in [0.0, 100.0]"),
+    case(f"{PREF}.social_max_ses=3", f"{PREF}.social_max_ses=3", "values in [0, 2]"),
+    # ----------------------------------------------------------------- mobility
+    *[case(f"{MOB}.{k}=[1.0,1.0]", f"{MOB}.{k}=[1.0, 1.0]", LEN3)
+      for k in ("age_band", "tenure", "ses", "space")],
+    case(f"{MOB}.space=[0.0,1.5,3.0]", f"{MOB}.space=[0.0, 1.5, 3.0]", "values in (0.0, 10.0]"),
+    # ----------------------------------------------------------------- daycare
+    case(f"{DC}.join_prob=[0.5,0.5,0.5,0.5,0.5]", f"{DC}.join_prob=[0.5, 0.5, 0.5, 0.5, 0.5]",
+         "a list of length 6"),
+    case(f"{DC}.join_prob=[1.5,0.5,0.5,0.5,0.5,0.5]",
+         f"{DC}.join_prob=[1.5, 0.5, 0.5, 0.5, 0.5, 0.5]", SHARE),
+    case(f"{DC}.foreign_join_factor=1.5", f"{DC}.foreign_join_factor=1.5", SHARE),
+    case(f"{DC}.n_nearest=0", f"{DC}.n_nearest=0", "an integer in [1, 64]"),
+    case(f"{DC}.n_nearest=65", f"{DC}.n_nearest=65", "an integer in [1, 64]"),
+    case(f"{DC}.w_reputation=[1.0,1.0]", f"{DC}.w_reputation=[1.0, 1.0]", LEN3),
+    case(f"{DC}.w_private=[1.0,1.0]", f"{DC}.w_private=[1.0, 1.0]", LEN3),
+    case(f"{DC}.rechoose_km=-1", f"{DC}.rechoose_km=-1.0", "values in [0.0, inf]"),
+    # ----------------------------------------------------------------- school
+    case(f"{SCH}.look_prob=[0.1,0.1]", f"{SCH}.look_prob=[0.1, 0.1]", LEN3),
+    case(f"{SCH}.look_prob=[0.1,0.1,1.5]", f"{SCH}.look_prob=[0.1, 0.1, 1.5]", SHARE),
+    case(f"{SCH}.info_mean=[0.5]", f"{SCH}.info_mean=[0.5]", LEN2),
+    case(f"{SCH}.info_mean=[0.5,-0.5]", f"{SCH}.info_mean=[0.5, -0.5]", SHARE),
+    case(f"{SCH}.g7_look_factor=11", f"{SCH}.g7_look_factor=11.0", "values in [0.0, 10.0]"),
+    case(f"{SCH}.n_ranked=17", f"{SCH}.n_ranked=17", "an integer in [1, 16]"),
+    case(f"{SCH}.max_km=0", f"{SCH}.max_km=0.0", "values in (0.0, 1000.0]"),
+    *[case(f"{SCH}.{k}=[1.0,1.0]", f"{SCH}.{k}=[1.0, 1.0]", LEN3)
+      for k in ("w_reputation", "w_composition", "w_distance", "w_emphasis", "look_reputation")],
+    case(f"{SCH}.w_distance=[-0.1,0.6,0.5]", f"{SCH}.w_distance=[-0.1, 0.6, 0.5]",
+         "values in [0.0, 100.0]"),
+    case(f"{SCH}.aptitude_ses_corr=1.5", f"{SCH}.aptitude_ses_corr=1.5", "values in [-1.0, 1.0]"),
+    # ----------------------------------------------------------------- outcomes, reputation
+    case(f"{OUT}.ses_effect=[1.0,1.0]", f"{OUT}.ses_effect=[1.0, 1.0]", LEN3),
+    case(f"{OUT}.adjustment=1.5", f"{OUT}.adjustment=1.5", SHARE),
+    case(f"{OUT}.turnover_base=-0.1", f"{OUT}.turnover_base=-0.1", SHARE),
+    case(f"{OUT}.noise_sd=11", f"{OUT}.noise_sd=11.0", "values in [0.0, 10.0]"),
+    case(f"{REP}.inertia=1.5", f"{REP}.inertia=1.5", SHARE),
+    case(f"{REP}.w_composition=[1.0]", f"{REP}.w_composition=[1.0]", LEN2),
+    case(f"{REP}.outcome_scale=0", f"{REP}.outcome_scale=0.0", "values in (0.0, 100.0]"),
+    case(f"{REP}.composition_scale=101", f"{REP}.composition_scale=101.0",
+         "values in (0.0, 100.0]"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "shown", "allowed"), VALIDATE_CASES)
+def test_validate_error_names_key_value_and_allowed(overrides, shown, allowed):
+    pattern = rf"^config error: {re.escape(shown)} is not allowed; expected {re.escape(allowed)}$"
+    with pytest.raises(ValueError, match=pattern):
+        load_config(overrides)
+
+
+def test_every_checked_key_has_a_case(monkeypatch):
+    """Every key that ``validate`` range-checks has at least one failing case above."""
+    from sim import config as config_mod
+
+    seen: set[str] = set()
+    get = config_mod._Checker.get
+
+    def spy(self, key):
+        seen.add(key)
+        return get(self, key)
+
+    monkeypatch.setattr(config_mod._Checker, "get", spy)
+    validate(Config())
+    tested = {shown.partition("=")[0] for _, shown, _ in (p.values for p in VALIDATE_CASES)}
+    assert len(seen) > 60
+    assert seen <= tested, sorted(seen - tested)
+
+
+def test_validate_on_dataclass_and_dict_gives_same_message():
+    cfg = Config()
+    cfg.city.foreign_share = 1.5
+    with pytest.raises(ValueError, match=r"city\.foreign_share=1\.5 is not allowed"):
+        validate(cfg)
+    with pytest.raises(ValueError, match=r"city\.foreign_share=1\.5 is not allowed"):
+        validate({"city": {"foreign_share": 1.5}})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        pytest.param(["city=foo"], r"city='foo' is not a preset; allowed: small, helsinki",
+                     id="city=foo"),
+        pytest.param(["seed=1", "city=foo"], r"city='foo' is not a preset", id="city=foo-late"),
+        pytest.param(["nosuch=1"], r"nosuch=1.*Could not override 'nosuch'", id="unknown-key"),
+        pytest.param(["city.nosuch=1"], r"city\.nosuch=1.*Could not override 'city\.nosuch'",
+                     id="unknown-nested-key"),
+        pytest.param(["years=abc"], r"years=abc", id="years=abc"),
+        pytest.param(["seed=1.5"], r"seed=1\.5", id="seed=1.5"),
+        pytest.param(["city.foreign_share=high"], r"city\.foreign_share=high",
+                     id="foreign_share=high"),
+    ],
+)
+def test_load_config_override_errors(overrides, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        load_config(overrides)
+
+
+@pytest.mark.parametrize(
+    ("override", "type_name"),
+    [("years=abc", "Integer"), ("city.foreign_share=high", "Float"),
+     ("behaviour.school.enabled=maybe", "Boolean")],
+)
+def test_wrong_type_message_says_what_is_allowed(override, type_name):
+    """A wrong-type override must say what type is expected, not only "Error merging".
+
+    OmegaConf's reason ("Value 'abc' of type 'str' could not be converted to Integer") is in
+    the exception chain but ``load_config`` drops it from the message it raises.
+    """
+    with pytest.raises(ValueError) as info:
+        load_config([override])
+    assert type_name in str(info.value), str(info.value)
+
+
+def test_defaults_validate():
+    cfg = validate(Config())
+    assert cfg == Config()
+    assert load_config([]) == Config()  # conf/city/small.yaml restates the schema defaults
+    assert load_config(None) == Config()
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_validate(preset):
+    cfg = load_config([f"city={preset}"])
+    assert cfg.city.preset == preset
+    assert validate(as_dict(cfg)) == cfg  # round trip through a plain dict
+    # every behavioural default is the schema default: presets only change the city
+    assert cfg.behaviour == Config().behaviour
+    assert cfg.seed == 0 and cfg.years == Config().years
+
+
+def test_helsinki_preset_is_larger():
+    small, big = load_config(["city=small"]), load_config(["city=helsinki"])
+    assert big.city.n_families > small.city.n_families
+    assert big.city.width * big.city.height > small.city.width * small.city.height
+
+
+def test_every_schema_default_is_valid_for_each_preset():
+    """Setting any single key to its own schema default keeps each preset valid."""
+    defaults = flat_fields(Config())
+    for preset in PRESETS:
+        base = as_dict(load_config([f"city={preset}"]))
+        for key, value in defaults.items():
+            if key.startswith("city.") or key == "scenario":
+                continue  # city keys are the preset's; scenario is filled by its group
+            tree = base
+            *parents, leaf = key.split(".")
+            for part in parents:
+                tree = tree[part]
+            tree[leaf] = value
+        assert validate(base) == to_object(base)
+
+
+def test_to_object_is_idempotent_and_typed():
+    cfg = load_config(["seed=3", "city.foreign_share=0.3"])
+    assert isinstance(cfg, Config)
+    assert to_object(cfg) is cfg
+    assert cfg.seed == 3 and cfg.city.foreign_share == 0.3
+    assert dataclasses.asdict(cfg) == as_dict(cfg)
+
+
+def test_cli_rejects_bad_config_without_output(tmp_path):
+    run_dir = tmp_path / "x"
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "city.foreign_share=1.5",
+         f"hydra.run.dir={run_dir}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    assert proc.returncode != 0
+    assert "city.foreign_share=1.5 is not allowed" in proc.stderr, proc.stderr
+    assert "expected values in [0.0, 1.0]" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not run_dir.exists(), list(run_dir.rglob("*"))
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,200 @@
+"""Reference-vs-kernel agreement for the relocation, daycare and school-choice rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import reference
+from conftest import tiny_config
+from sim import kernels
+from sim.model import SegregationModel
+
+
+def test_schelling_v_shape() -> None:
+    assert kernels.schelling_v(0.25, 0.5, 0.6) == pytest.approx(0.5)
+    assert kernels.schelling_v(0.5, 0.5, 0.6) == pytest.approx(1.0)
+    assert kernels.schelling_v(1.0, 0.5, 0.6) == pytest.approx(0.6)
+    for x in np.linspace(0, 1, 11):
+        assert kernels.schelling_v(x, 0.4, 0.3) == reference.schelling_v(x, 0.4, 0.3)
+
+
+@pytest.fixture(scope="module")
+def model() -> SegregationModel:
+    m = SegregationModel(tiny_config("seed=11"))
+    m.run(2)
+    return m
+
+
+def relocation_inputs(m: SegregationModel, seed: int, n_movers: int, k: int):
+    rng = np.random.default_rng(seed)
+    f = m.families
+    order = rng.permutation(np.flatnonzero(f.active))[:n_movers]
+    m.recount()
+    vac = m.vacancies()
+    return dict(
+        order=order, fam_level=m.family_level(), vac=vac, n_vac=len(vac),
+        u_cand=rng.random((len(order), k)), gumbel=rng.gumbel(size=(len(order), k + 1)),
+    )
+
+
+def run_relocate(mod, m: SegregationModel, inp: dict, arriving: bool):
+    f = m.families
+    cell, tenure = f.cell.copy(), f.tenure.copy()
+    counts = [a.copy() for a in (m.cell_ses, m.cell_lang, m.dist_ses, m.dist_lang)]
+    vac = inp["vac"].copy()
+    p = m.cfg.behaviour.preferences
+    moved, n_vac = mod.relocate(
+        inp["order"], arriving, p.stay_bonus, f.ses, f.lang, inp["fam_level"], cell, tenure,
+        vac, inp["n_vac"], *counts, m.city.district, m.city.xy, m.city.price, m.city.amenity,
+        m.renewal_cell, m.school_of_cell, m.schools.rep_perceived, m.dwelling_params(),
+        np.asarray(p.tenure_taste, dtype=float), inp["u_cand"], inp["gumbel"],
+    )
+    return moved, n_vac, cell, tenure, vac[:n_vac], counts
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 120), k=st.integers(1, 16),
+       arriving=st.booleans())
+def test_relocation_kernel_matches_reference(model, seed, n, k, arriving) -> None:
+    inp = relocation_inputs(model, seed, n, k)
+    got = run_relocate(kernels, model, inp, arriving)
+    want = run_relocate(reference, model, inp, arriving)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1] == want[1]
+    for a, b in zip(got[2:5], want[2:5], strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(got[5], want[5], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_relocation_moves_someone_and_books_counts(model) -> None:
+    inp = relocation_inputs(model, 1, 80, 12)
+    moved, n_vac, cell, _, vac, counts = run_relocate(kernels, model, inp, False)
+    assert moved.any()
+    assert n_vac == inp["n_vac"]  # each move frees one dwelling and takes one
+    n_c = model.city.n_cells
+    f = model.families
+    a = f.active
+    np.testing.assert_array_equal(
+        counts[0].sum(1), np.bincount(cell[a], minlength=n_c))
+    # Social housing is income-tested: no family above the limit moved into it.
+    moved_in, tenure = inp["order"][moved], run_relocate(kernels, model, inp, False)[3]
+    limit = model.cfg.behaviour.preferences.social_max_ses
+    assert not np.any((f.ses[moved_in] > limit) & (tenure[moved_in] == 0))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 200), n_d=st.integers(1, 12),
+       m_near=st.integers(1, 8))
+def test_daycare_kernel_matches_reference(seed, n, n_d, m_near) -> None:
+    rng = np.random.default_rng(seed)
+    ses, lang = rng.integers(0, 3, n), rng.integers(0, 2, n)
+    cand = rng.integers(-1, n_d, (n, m_near))
+    km = rng.random((n, m_near)) * 3
+    private = rng.random(n_d) < 0.3
+    rep = rng.normal(size=(2, n_d))
+    seats = rng.integers(0, 6, n_d)
+    gum = rng.gumbel(size=(n, m_near))
+    args = (rng.permutation(n), ses, lang, cand, km, private, rep, 1.5,
+            np.array([0.3, 0.6, 1.0]), np.array([-2.0, -0.8, 0.2]), gum)
+    s1, s2 = seats.copy(), seats.copy()
+    got = kernels.daycare_choice(*args, s1)
+    want = reference.daycare_choice(*args, s2)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(s1, s2)
+    assert (s1 >= 0).all()
+    assert np.all(np.bincount(got[got >= 0], minlength=n_d) == seats - s1)
+
+
+def school_case(seed: int, n: int, n_s: int, n_ranked: int):
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(n_s + 3, size=n_s, replace=False))
+    n_all = ids.max() + 1
+    xy = rng.random((n_all, 2)) * 6
+    return dict(
+        looks=rng.random(n) < 0.6, child_ses=rng.integers(0, 3, n),
+        child_lang=rng.integers(0, 2, n), home_xy=rng.random((n, 2)) * 6,
+        local_school=rng.choice(ids, n), school_ids=ids, school_xy=xy,
+        school_emphasis=rng.random(n_all) < 0.4, rep_perceived=rng.normal(size=(2, n_all)),
+        lang_share=rng.random((2, n_all)), w_rep=np.array([0.6, 1.0, 1.6]),
+        w_comp=np.array([0.2, 0.6, 1.0]), w_dist=np.array([0.8, 0.6, 0.5]),
+        w_emph=np.array([0.0, 0.5, 1.0]), local_bonus=0.5, max_km=4.0, n_ranked=n_ranked,
+        gumbel=rng.gumbel(size=(n, 2 * n_s)),
+    )
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 150), n_s=st.integers(1, 10),
+       n_ranked=st.integers(1, 4))
+def test_school_ranking_kernel_matches_reference(seed, n, n_s, n_ranked) -> None:
+    case = school_case(seed, n, n_s, n_ranked)
+    got = kernels.rank_programmes(**case)
+    want = reference.rank_programmes(**case)
+    np.testing.assert_array_equal(got, want)
+    # Every list ends with the catchment school's general class (the guaranteed place).
+    last = np.array([row[row >= 0][-1] for row in got])
+    np.testing.assert_array_equal(last, 2 * case["local_school"])
+    np.testing.assert_array_equal(got[~case["looks"], 0], 2 * case["local_school"][~case["looks"]])
+
+
+def da_case(seed: int, n: int, n_p: int, n_l: int):
+    rng = np.random.default_rng(seed)
+    prefs = np.full((n, n_l), -1, dtype=np.int64)
+    for j in range(n):
+        k = min(int(rng.integers(1, n_l + 1)), n_p)
+        prefs[j, :k] = rng.choice(n_p, size=k, replace=False)
+    prio = rng.random((n, n_l)) + rng.integers(0, 3, (n, n_l))
+    cap = rng.integers(0, max(2, n // n_p + 2), n_p)
+    return prefs, prio, cap
+
+
+def is_stable(prefs, prio, cap, match) -> bool:
+    held = {p: [] for p in range(len(cap))}
+    for j, p in enumerate(match):
+        if p >= 0:
+            held[p].append(prio[j, list(prefs[j]).index(p)])
+    for j in range(len(prefs)):
+        for k, p in enumerate(prefs[j]):
+            if p < 0 or p == match[j]:
+                break  # programmes after the assigned one are not preferred
+            full = len(held[p]) >= cap[p]
+            if not full or (held[p] and min(held[p]) < prio[j, k]):
+                return False  # j and p would both rather be together: a blocking pair
+    return True
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 120), n_p=st.integers(1, 12),
+       n_l=st.integers(1, 5))
+def test_deferred_acceptance_matches_reference_and_is_stable(seed, n, n_p, n_l) -> None:
+    prefs, prio, cap = da_case(seed, n, n_p, n_l)
+    got = kernels.deferred_acceptance(prefs, prio, cap)
+    want = reference.deferred_acceptance(prefs, prio, cap)
+    np.testing.assert_array_equal(got, want)
+    assert np.all(np.bincount(got[got >= 0], minlength=n_p) <= cap)
+    assert is_stable(prefs, prio, cap, got)
+
+
+def test_catchment_priority_guarantees_the_local_place() -> None:
+    # Three applicants all prefer school 1 (programme 2) which has one seat; applicant 2 lives
+    # in its catchment and so has priority 2 + lottery; the others fall back to school 0.
+    prefs = np.array([[2, 0], [2, 0], [2, -1]])
+    prio = np.array([[0.9, 2.1], [0.8, 2.2], [2.05, -1.0]])
+    got = kernels.deferred_acceptance(prefs, prio, np.array([5, 0, 1, 0]))
+    np.testing.assert_array_equal(got, [0, 0, 2])
+
+
+def test_whole_model_on_reference_rules_is_identical() -> None:
+    cfg = tiny_config("seed=3", "years=3")
+    fast = SegregationModel(cfg)
+    fast.run()
+    slow = SegregationModel(cfg, kernels=reference)
+    slow.run()
+    for attr in ("cell", "tenure", "ses"):
+        np.testing.assert_array_equal(getattr(fast.families, attr), getattr(slow.families, attr))
+    for attr in ("school", "daycare", "outcome"):
+        np.testing.assert_array_equal(getattr(fast.children, attr), getattr(slow.children, attr))
+    assert fast.recorder.metrics_frame().equals(slow.recorder.metrics_frame())
