@@ -250,7 +250,8 @@ def load_config(overrides: list[str] | None = None) -> Config:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             dcfg = compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ValueError(f"bad override in {overrides}: {exc}") from exc
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise ValueError(f"config error: {exc}{cause}") from exc
     finally:
         GlobalHydra.instance().clear()
     return validate(dcfg)
