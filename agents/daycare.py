@@ -16,6 +16,7 @@ class Daycare(FixedAgent):
     Args:
         model: The model.
         index: Daycare index.
+
     """
 
     def __init__(self, model: SegregationModel, index: int) -> None:

@@ -17,6 +17,7 @@ class Family(mesa.Agent):
     Args:
         model: The model.
         slot: Index of the family in the family pool.
+
     """
 
     def __init__(self, model: SegregationModel, slot: int) -> None:

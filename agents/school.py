@@ -17,6 +17,7 @@ class School(FixedAgent):
         model: The model.
         index: Global school index (lower schools first, then upper).
         level: ``"lower"`` or ``"upper"``.
+
     """
 
     def __init__(self, model: SegregationModel, index: int, level: str) -> None:

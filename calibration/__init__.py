@@ -1,0 +1,1 @@
+"""Calibration targets (``targets.csv``) and, later, moments and fitting."""

@@ -1,0 +1,1 @@
+"""Hydra configuration files (schema and typed defaults in ``sim/config.py``)."""

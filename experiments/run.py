@@ -8,6 +8,7 @@ Examples:
 The run directory (Hydra's ``hydra.run.dir``) receives the files listed in ``sim.outputs``.
 A run whose directory already holds ``summary.json`` is skipped, so an interrupted sweep
 can simply be started again.
+
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def main(dcfg: DictConfig) -> None:
         return
     from sim.model import SegregationModel
 
-    logging.getLogger("mesa").setLevel(logging.WARNING)  # no per-step log lines
+    logging.getLogger("MESA").setLevel(logging.WARNING)  # no per-step log lines
     t0 = time.perf_counter()
     model = SegregationModel(cfg)
     model.run(progress=cfg.output.progress)

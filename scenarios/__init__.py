@@ -1,0 +1,1 @@
+"""Policy levers. ``scenarios.base.Lever`` is the uniform hook; one file per lever."""

@@ -1,0 +1,1 @@
+"""Simulation core: model and step order, city, state, kernels, RNG, indices, outputs."""

@@ -122,6 +122,7 @@ def generate_city(cfg: CityConfig, streams: Streams) -> City:
 
     Returns:
         The generated ``City``.
+
     """
     rng = streams.get("city")
     w, h, km = cfg.width, cfg.height, cfg.cell_size_m / 1000.0

@@ -50,7 +50,7 @@ class CityConfig:
     foreign_share: float = 0.2  # foreign_language_share_age_1_6=0.21, _pupils=0.19 (targets.csv)
     ses_shares_native: list[float] = field(default_factory=lambda: [0.22, 0.46, 0.32])  # assumption
     ses_shares_foreign: list[float] = field(default_factory=lambda: [0.6, 0.3, 0.1])  # assumption
-    school_capacity_slack: float = 1.4  # seats / initial catchment pupils; assumption (COMPASS: 2.0)
+    school_capacity_slack: float = 1.4  # seats / initial catchment pupils; assumption (COMPASS 2)
     emphasis_school_share: float = 0.35  # share of schools with an emphasised class; assumption
     emphasis_seat_share: float = 0.25  # emphasised seats as share of a school's intake; assumption
     daycare_capacity_slack: float = 1.15  # assumption
@@ -63,7 +63,7 @@ class DemographyConfig:
     birth_prob: float = 0.1  # yearly birth probability while parent < max age; assumption
     birth_max_parent_age: int = 40  # assumption
     max_children: int = 3  # issue: 1-3 children per family
-    arrival_ratio: float = 1.0  # arrivals / exits each year; 1 keeps the population stable; assumption
+    arrival_ratio: float = 1.0  # arrivals per exit; 1 keeps the population stable; assumption
     arrival_foreign_share: float = 0.25  # in-movers' foreign share; assumption (above stock 0.2)
     foreign_renewal_taste: float = 1.0  # co-ethnic network pull of renewal areas; assumption
     # Yearly logit of leaving the city, by youngest-child age band (0-6, 7-12, 13-15) x ses.
@@ -234,6 +234,7 @@ def load_config(overrides: list[str] | None = None) -> Config:
 
     Raises:
         ValueError: If an override names an unknown preset, key or an invalid value.
+
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -328,6 +329,7 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
 
     Raises:
         ValueError: Naming the offending key, its value and what is allowed.
+
     """
     try:
         obj = to_object(cfg)

@@ -94,7 +94,7 @@ def draw_all(model: SegregationModel, metrics: pd.DataFrame, out: Path) -> list[
 
     units = model.recorder.unit_frames[-1]
     sch = units[units["kind"].str.startswith("school")].copy()
-    tot = sch[["enrol_ses0", "enrol_ses1", "enrol_ses2"]].sum(1).clip(lower=1)
+    tot = sch[["enrol_ses0", "enrol_ses1", "enrol_ses2"]].sum(axis=1).clip(lower=1)
     sch = sch.assign(low=sch["enrol_ses0"] / tot, mid=sch["enrol_ses1"] / tot,
                      high=sch["enrol_ses2"] / tot,
                      foreign=sch["enrol_lang1"] / tot).sort_values(["kind", "low"])

@@ -138,6 +138,7 @@ def relocate(
 
     Returns:
         ``(moved, n_vac)``: bool array over ``order`` (placed/moved) and the new vacancy count.
+
     """
     n_cand = u_cand.shape[1]
     moved = np.zeros(len(order), dtype=np.bool_)
@@ -219,6 +220,7 @@ def daycare_choice(
 
     Returns:
         Daycare index per entry of ``order``, or -1 where no candidate had a seat.
+
     """
     out = np.full(len(order), -1, dtype=np.int64)
     for j in range(len(order)):
@@ -283,6 +285,7 @@ def rank_programmes(
 
     Returns:
         Int array (n_applicants, n_ranked + 1) of programme ids, -1 padded.
+
     """
     n = len(looks)
     n_s = len(school_ids)
@@ -344,6 +347,7 @@ def deferred_acceptance(prefs: np.ndarray, prio: np.ndarray, capacity: np.ndarra
 
     Returns:
         Programme assigned to each applicant, -1 if none of its list admitted it.
+
     """
     n, n_l = prefs.shape
     n_p = len(capacity)

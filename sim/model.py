@@ -56,6 +56,7 @@ class SegregationModel(mesa.Model):
         levers: Policy levers (``scenarios.base.Lever``) applied at the levers hook.
         kernels: Module providing the choice kernels; defaults to the numba kernels
             (tests and benchmarks pass the plain-Python reference).
+
     """
 
     def __init__(
@@ -248,7 +249,7 @@ class SegregationModel(mesa.Model):
     def _new_families(self, n: int, rng: np.random.Generator, foreign_share: float,
                       year: int) -> np.ndarray:
         """Create ``n`` unhoused families with children; returns their slots."""
-        cfg, f, ch = self.cfg, self.families, self.children
+        cfg, f = self.cfg, self.families
         slots = f.alloc(n)
         lang = (rng.random(n) < foreign_share).astype(np.int64)
         ses = np.where(
@@ -329,7 +330,7 @@ class SegregationModel(mesa.Model):
 
     def _init_capacities(self) -> None:
         """Seats: slack times the initial catchment pupils (schools) or nearby demand."""
-        c, cfg, f, ch = self.city, self.cfg, self.families, self.children
+        cfg, f, ch = self.cfg, self.families, self.children
         home = f.cell[ch.family]
         for lev, (lo, hi) in enumerate(LEVEL_AGES):
             a = ch.active & (ch.age >= lo) & (ch.age <= hi)
@@ -360,7 +361,7 @@ class SegregationModel(mesa.Model):
 
     # ------------------------------------------------------------------ the year
     def step(self) -> None:
-        """Advance one year. The order of a year is:
+        """Advance one year, in this order.
 
         1. **Demography** (``_demography``): children and parents age; children turning 16
            leave the model; families with no child left leave (booked ``aged_out``); births;

@@ -98,6 +98,7 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> P
 
     Returns:
         The run directory.
+
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ class Streams:
 
         Returns:
             A fresh ``numpy.random.Generator`` (PCG64) for that stream and year.
+
         """
         ss = np.random.SeedSequence([self.seed, stable_hash(name), int(year)])
         return np.random.Generator(np.random.PCG64(ss))

@@ -16,6 +16,7 @@ class Pool:
     Args:
         fields: Attribute name -> (dtype, fill value for free slots).
         capacity: Initial number of slots.
+
     """
 
     def __init__(self, fields: dict[str, tuple[type, float]], capacity: int) -> None:

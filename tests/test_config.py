@@ -191,39 +191,31 @@ def test_validate_on_dataclass_and_dict_gives_same_message():
 
 
 @pytest.mark.parametrize(
-    ("overrides", "pattern"),
+    ("overrides", "parts"),
     [
-        pytest.param(["city=foo"], r"city='foo' is not a preset; allowed: small, helsinki",
+        pytest.param(["city=foo"], ["city='foo' is not a preset; allowed: small, helsinki"],
                      id="city=foo"),
-        pytest.param(["seed=1", "city=foo"], r"city='foo' is not a preset", id="city=foo-late"),
-        pytest.param(["nosuch=1"], r"nosuch=1.*Could not override 'nosuch'", id="unknown-key"),
-        pytest.param(["city.nosuch=1"], r"city\.nosuch=1.*Could not override 'city\.nosuch'",
+        pytest.param(["seed=1", "city=foo"], ["city='foo' is not a preset"], id="city=foo-late"),
+        pytest.param(["nosuch=1"], ["Could not override 'nosuch'", "nosuch=1"], id="unknown-key"),
+        pytest.param(["city.nosuch=1"], ["Could not override 'city.nosuch'", "city.nosuch=1"],
                      id="unknown-nested-key"),
-        pytest.param(["years=abc"], r"years=abc", id="years=abc"),
-        pytest.param(["seed=1.5"], r"seed=1\.5", id="seed=1.5"),
-        pytest.param(["city.foreign_share=high"], r"city\.foreign_share=high",
+        pytest.param(["years=abc"], ["years=abc", "could not be converted to Integer"],
+                     id="years=abc"),
+        pytest.param(["seed=1.5"], ["seed=1.5", "could not be converted to Integer"],
+                     id="seed=1.5"),
+        pytest.param(["city.foreign_share=high"], ["city.foreign_share=high", "Float"],
                      id="foreign_share=high"),
+        pytest.param(["behaviour.school.enabled=maybe"],
+                     ["behaviour.school.enabled=maybe", "not a valid bool"], id="enabled=maybe"),
     ],
 )
-def test_load_config_override_errors(overrides, pattern):
-    with pytest.raises(ValueError, match=pattern):
-        load_config(overrides)
-
-
-@pytest.mark.parametrize(
-    ("override", "type_name"),
-    [("years=abc", "Integer"), ("city.foreign_share=high", "Float"),
-     ("behaviour.school.enabled=maybe", "Boolean")],
-)
-def test_wrong_type_message_says_what_is_allowed(override, type_name):
-    """A wrong-type override must say what type is expected, not only "Error merging".
-
-    OmegaConf's reason ("Value 'abc' of type 'str' could not be converted to Integer") is in
-    the exception chain but ``load_config`` drops it from the message it raises.
-    """
+def test_load_config_override_errors(overrides, parts):
+    """Hydra/OmegaConf errors name the key and value, and say what was expected."""
     with pytest.raises(ValueError) as info:
-        load_config([override])
-    assert type_name in str(info.value), str(info.value)
+        load_config(overrides)
+    msg = str(info.value)
+    for part in parts:
+        assert part in msg, (part, msg)
 
 
 def test_defaults_validate():

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from conftest import tiny_config
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from agents import Family
+from conftest import tiny_config
 from sim.model import SegregationModel
 
 FINITE_KEYS = ("seg_res_ses_H", "seg_school_ses_H")
