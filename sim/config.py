@@ -125,6 +125,7 @@ class DaycareConfig:
     w_distance: float = 1.5  # logit per km; assumption
     w_reputation: list[float] = field(default_factory=lambda: [0.3, 0.6, 1.0])  # assumption
     w_private: list[float] = field(default_factory=lambda: [-2.0, -0.8, 0.2])  # price; assumption
+    w_resources: float = 1.0  # perceived quality per unit of extra resources; assumption
     rechoose_km: float = 2.0  # movers farther than this re-choose their daycare; assumption
 
 

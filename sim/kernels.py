@@ -262,7 +262,7 @@ def rank_programmes(
     w_comp: np.ndarray,
     w_dist: np.ndarray,
     w_emph: np.ndarray,
-    local_bonus: float,
+    local_bonus: np.ndarray,
     max_km: float,
     n_ranked: int,
     gumbel: np.ndarray,
@@ -272,9 +272,10 @@ def rank_programmes(
     Programme ``2*s`` is school ``s``'s general class, ``2*s+1`` its emphasised class.
     Applicants who do not look beyond the local school (``looks[j]`` False) list only their
     catchment school's general class. Lookers rank the programmes within ``max_km`` by
-    ``w_rep*rep + w_comp*own-language share - w_dist*km + w_emph*emphasis + local_bonus*local
-    + gumbel`` and keep those ranked above their catchment general class, at most
-    ``n_ranked``; the catchment general class always closes the list (the guaranteed place).
+    ``w_rep*rep + w_comp*own-language share - w_dist*km + w_emph*emphasis + gumbel``, plus
+    ``local_bonus[s]`` (familiarity and trust, per school) for their catchment school, and
+    keep those ranked above their catchment general class, at most ``n_ranked``; the catchment
+    general class always closes the list (the guaranteed place).
 
     Args:
         looks: Bool per applicant.
@@ -307,7 +308,7 @@ def rank_programmes(
             base = w_rep[s_] * rep_perceived[g, sch] + w_comp[s_] * lang_share[g, sch]
             base -= w_dist[s_] * km
             if sch == loc:
-                base += local_bonus
+                base += local_bonus[sch]
             elif km > max_km:
                 base = NEG_INF
             util[2 * q] = base + gumbel[j, 2 * q] if base > NEG_INF else NEG_INF

@@ -93,6 +93,11 @@ class YearRecorder:
         self.intake_school = np.zeros((2, len(self.m.schools.cell)))  # entrants, local
         self.born = np.zeros(0, dtype=np.int64)
 
+    def grow_schools(self, n_s: int) -> None:
+        """Widen the intake accounts after a school is added."""
+        pad = n_s - self.intake_school.shape[1]
+        self.intake_school = np.pad(self.intake_school, ((0, 0), (0, pad)))
+
     def book_exit(self, slots: np.ndarray) -> None:
         """Families leaving the model (aged out or left the city)."""
         cells = self.m.families.cell[slots]
@@ -151,10 +156,11 @@ class YearRecorder:
     def area_tables(self, cellmat: np.ndarray) -> dict[str, np.ndarray]:
         """Aggregate the cell matrix to districts and catchments (land cells only)."""
         c = self.m.city
+        n_l, n_u = len(self.m.level_ids(0)), len(self.m.level_ids(1))
         out = {}
         for kind, lab, n in (("district", c.district, c.n_districts),
-                             ("catchment_lower", c.catchment_lower, len(c.lower_cells)),
-                             ("catchment_upper", c.catchment_upper, len(c.upper_cells))):
+                             ("catchment_lower", c.catchment_lower, n_l),
+                             ("catchment_upper", c.catchment_upper, n_u)):
             land = lab >= 0
             agg = np.zeros((n, cellmat.shape[1]), dtype=np.int64)
             np.add.at(agg, lab[land], cellmat[land])

@@ -20,6 +20,7 @@ from sim import kernels as numba_kernels
 from sim.city import City, generate_city
 from sim.config import Config, validate
 from sim.metrics import YearRecorder
+from sim.metrics import counts as counts2d
 from sim.rng import Streams
 from sim.state import new_children, new_families
 
@@ -93,26 +94,59 @@ class SegregationModel(mesa.Model):
             layer.data = arr.reshape(c.width, c.height)
             setattr(c, name, layer.data.reshape(-1))  # a view: levers edit the layer
         self.renewal_cell = c.renewal_cell
-        self.school_of_cell = np.stack(
-            [c.catchment_lower, len(c.lower_cells) + c.catchment_upper]
-        ).astype(np.int64)
+        self.school_of_cell = np.full((2, c.n_cells), -1, dtype=np.int64)
 
     def cell_of(self, cell_id: int) -> mesa.discrete_space.Cell:
         """The Mesa cell of a flat cell id."""
         return self.grid._cells[divmod(int(cell_id), self.city.height)]
 
+    def level_ids(self, level: int) -> np.ndarray:
+        """Global indices of the schools of a level (lower 0, upper 1), in catchment order."""
+        return np.flatnonzero(self.schools.level == level)
+
     def refresh_catchments(self) -> None:
-        """Recompute the cell-to-school map after catchments change (levers)."""
+        """Recompute the cell-to-school map after catchments change (levers call this).
+
+        ``city.catchment_lower`` / ``catchment_upper`` hold the k-th school *of the level*
+        (-1 on sea); ``school_of_cell`` maps them to global school indices. Cells in a shared
+        catchment keep their nominal school here; admission balances them (``shared``).
+        """
         c = self.city
-        self.school_of_cell[0] = c.catchment_lower
-        self.school_of_cell[1] = len(c.lower_cells) + c.catchment_upper
+        for lev, lab in ((LOWER, c.catchment_lower), (UPPER, c.catchment_upper)):
+            ids = self.level_ids(lev)
+            self.school_of_cell[lev] = np.where(lab >= 0, ids[np.maximum(lab, 0)], -1)
+
+    def rebuild_catchments(self, level: int) -> None:
+        """Redraw a level's catchments as nearest-open-school (Voronoi) partitions."""
+        c = self.city
+        ids = self.level_ids(level)
+        open_k = np.flatnonzero(self.schools.open[ids])
+        _, idx = cKDTree(self.school_xy[ids[open_k]]).query(c.xy[c.land])
+        lab = c.catchment_lower if level == LOWER else c.catchment_upper
+        lab[c.land] = open_k[idx]
+        self.refresh_catchments()
+
+    def add_school(self, cell: int, level: int, capacity: int, is_open: bool = False) -> int:
+        """Append a school (e.g. a planned one, closed until a lever opens it)."""
+        sch = self.schools
+        defaults = {"cell": cell, "level": level, "emphasis": False, "capacity": capacity,
+                    "resources": 1.0, "open": is_open, "optout": 1.0,
+                    "turnover": self.cfg.behaviour.outcomes.turnover_base}
+        for name, arr in vars(sch).items():
+            fill = defaults.get(name, 0)
+            pad = np.full((*arr.shape[:-1], 1), fill, dtype=arr.dtype)
+            setattr(sch, name, np.concatenate([arr, pad], axis=-1))
+        self.school_xy = self.city.xy[sch.cell]
+        index = len(sch.cell) - 1
+        self.school_agents.append(School(self, index, "lower" if level == LOWER else "upper"))
+        self.recorder.grow_schools(len(sch.cell))
+        return index
 
     def _init_units(self) -> None:
         """School and daycare arrays and their Mesa agents."""
         c, cfg = self.city, self.cfg
         n_l, n_u = len(c.lower_cells), len(c.upper_cells)
         n_s, n_d = n_l + n_u, len(c.daycare_cells)
-        self.n_lower = n_l
         self.schools = SimpleNamespace(
             cell=np.concatenate([c.lower_cells, c.upper_cells]),
             level=np.repeat([LOWER, UPPER], [n_l, n_u]),
@@ -125,7 +159,9 @@ class SegregationModel(mesa.Model):
             resources=np.ones(n_s),  # per-pupil resources, base funding = 1
             needs_funding=np.zeros(n_s),  # euros a year from needs-based levers
             turnover=np.full(n_s, cfg.behaviour.outcomes.turnover_base),
-            open=np.ones(n_s, dtype=bool),
+            open=np.ones(n_s, dtype=bool),  # closed schools take no new intake
+            trust=np.zeros(n_s),  # engagement: added to the local families' perception
+            optout=np.ones(n_s),  # engagement: factor on local families' looking elsewhere
         )
         self.daycares = SimpleNamespace(
             cell=c.daycare_cells.copy(),
@@ -136,7 +172,13 @@ class SegregationModel(mesa.Model):
             rep_perceived=np.zeros((2, n_d)),
             resources=np.ones(n_d),
             needs_funding=np.zeros(n_d),
+            trust=np.zeros(n_d),
         )
+        self.refresh_catchments()
+        # Shared ("flexible") catchments: per level, cell -> group id (-1 none), and the
+        # schools of each group; admission balances status across the group (levers set it).
+        self.shared_cell = np.full((2, c.n_cells), -1, dtype=np.int64)
+        self.shared_schools: list[np.ndarray] = []
         self.school_xy = c.xy[self.schools.cell]
         m = min(cfg.behaviour.daycare.n_nearest, n_d)
         km, idx = cKDTree(c.xy[c.daycare_cells]).query(c.xy, k=m)
@@ -409,7 +451,7 @@ class SegregationModel(mesa.Model):
         ch.free(np.flatnonzero(ch.active & (ch.age >= 16)))  # adults leave the child model
         ch.daycare[ch.active & (ch.age >= 7)] = -1
         grade7 = ch.active & (ch.age == ENTRY_AGE[UPPER]) & (ch.school >= 0)
-        ch.school[grade7 & (ch.school < self.n_lower)] = -1
+        ch.school[grade7 & (self.schools.level[np.maximum(ch.school, 0)] == LOWER)] = -1
         n_kids = self.child_counts()
         aged_out = np.flatnonzero(f.active & (n_kids == 0))
         rec.flows["aged_out"] = len(aged_out)
@@ -513,10 +555,12 @@ class SegregationModel(mesa.Model):
             entry = (ch.age[app] == ENTRY_AGE[lev]) | initial
             # Look beyond the local school: rises with status, falls with less information,
             # rises as the local school's perceived reputation falls.
-            rep_local = sch.rep_perceived[lang, local]
+            if len(self.shared_schools):
+                local = self._shared_admission(lev, app, local, ses, lottery)
+            rep_local = sch.rep_perceived[lang, local] + sch.trust[local]
             p_look = np.asarray(sc.look_prob)[ses] * f.info[fam] / sc.info_mean[0]
             p_look *= np.exp(-np.asarray(sc.look_reputation)[ses] * rep_local)
-            p_look *= sc.g7_look_factor if lev == UPPER else 1.0
+            p_look *= (sc.g7_look_factor if lev == UPPER else 1.0) * sch.optout[local]
             looks = entry & (u_look[app] < p_look) & sc.enabled
             ids = np.flatnonzero((sch.level == lev) & sch.open)
             gumbel = rng.gumbel(size=(len(app), 2 * len(ids)))
@@ -525,7 +569,7 @@ class SegregationModel(mesa.Model):
                 sch.emphasis, sch.rep_perceived, self.pupil_lang_share(),
                 np.asarray(sc.w_reputation, float), np.asarray(sc.w_composition, float),
                 np.asarray(sc.w_distance, float), np.asarray(sc.w_emphasis, float),
-                sc.local_bonus, sc.max_km, sc.n_ranked, gumbel,
+                sc.local_bonus + sch.trust, sc.max_km, sc.n_ranked, gumbel,
             )
             # Priority: catchment children first at a general class, then lottery;
             # emphasised classes by aptitude.
@@ -540,6 +584,35 @@ class SegregationModel(mesa.Model):
                 entry, np.asarray(cfg.behaviour.outcomes.ses_effect)[ses]
                 + cfg.behaviour.outcomes.foreign_effect * lang, ch.outcome[app])
             self.recorder.book_intake(lev, app[entry], local[entry], got[entry] // 2, n_s)
+
+    def _shared_admission(self, lev: int, app: np.ndarray, local: np.ndarray, ses: np.ndarray,
+                          lottery: np.ndarray) -> np.ndarray:
+        """Controlled choice in shared catchments: balance status across the group's schools.
+
+        Applicants living in a shared catchment are taken in lottery order; each gets, as
+        its guaranteed school, the group's open school where its status class is least
+        represented so far (continuing pupils plus this intake), ties to the school with
+        most free seats. Returns the updated guaranteed (local) school per applicant.
+        """
+        grp = self.shared_cell[lev, self.families.cell[self.children.family[app]]]
+        if not (grp >= 0).any():
+            return local
+        ch, sch = self.children, self.schools
+        n_s = len(sch.cell)
+        p = ch.school >= 0
+        cnt = counts2d(ch.school[p], self.families.ses[ch.family[p]], n_s, 3).astype(float)
+        seats = sch.capacity - cnt.sum(1)
+        local = local.copy()
+        for j in np.flatnonzero(grp >= 0)[np.argsort(lottery[app[grp >= 0]], kind="stable")]:
+            members = self.shared_schools[grp[j]]
+            members = members[sch.open[members]]
+            tot = np.maximum(cnt[members].sum(1), 1.0)
+            share = cnt[members, ses[j]] / tot
+            best = members[np.lexsort((-seats[members], share))[0]]
+            local[j] = best
+            cnt[best, ses[j]] += 1
+            seats[best] -= 1
+        return local
 
     def _programme_seats(self, lev: int, local: np.ndarray) -> np.ndarray:
         """Seats per programme; the catchment guarantee adds places where needed (booked)."""
@@ -607,6 +680,7 @@ class SegregationModel(mesa.Model):
         """Inertial update of reputation components; frozen if feedback is off."""
         r = self.cfg.behaviour.reputation
         if not r.feedback and not initial:
+            self._perceive()  # levers may have changed trust or resources
             return
         sch, dcs, ch = self.schools, self.daycares, self.children
         keep = 0.0 if initial else r.inertia
@@ -627,7 +701,8 @@ class SegregationModel(mesa.Model):
         w = np.asarray(r.w_composition)[:, None]
         sch, dcs = self.schools, self.daycares
         sch.rep_perceived = r.w_outcome * sch.rep_outcome[None, :] + w * sch.rep_comp[None, :]
-        dcs.rep_perceived = dcs.quality[None, :] + w * dcs.rep_comp[None, :]
+        quality = dcs.quality + self.cfg.behaviour.daycare.w_resources * (dcs.resources - 1)
+        dcs.rep_perceived = (quality + dcs.trust)[None, :] + w * dcs.rep_comp[None, :]
 
     def run(self, years: int | None = None, progress: bool = False) -> None:
         """Run ``years`` steps (default: ``cfg.years``), optionally with a progress bar."""

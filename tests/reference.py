@@ -158,7 +158,7 @@ def rank_programmes(looks, child_ses, child_lang, home_xy, local_school, school_
             base = w_rep[s] * rep_perceived[g, sch] + w_comp[s] * lang_share[g, sch]
             base -= w_dist[s] * km
             if sch == loc:
-                base += local_bonus
+                base += local_bonus[sch]
                 u_local = base + gumbel[j, 2 * q]
             else:
                 scored.append((base + gumbel[j, 2 * q], -(2 * q), 2 * sch))

@@ -121,7 +121,8 @@ def school_case(seed: int, n: int, n_s: int, n_ranked: int):
         school_emphasis=rng.random(n_all) < 0.4, rep_perceived=rng.normal(size=(2, n_all)),
         lang_share=rng.random((2, n_all)), w_rep=np.array([0.6, 1.0, 1.6]),
         w_comp=np.array([0.2, 0.6, 1.0]), w_dist=np.array([0.8, 0.6, 0.5]),
-        w_emph=np.array([0.0, 0.5, 1.0]), local_bonus=0.5, max_km=4.0, n_ranked=n_ranked,
+        w_emph=np.array([0.0, 0.5, 1.0]), local_bonus=0.5 + rng.random(n_all), max_km=4.0,
+        n_ranked=n_ranked,
         gumbel=rng.gumbel(size=(n, 2 * n_s)),
     )
 
