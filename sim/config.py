@@ -205,6 +205,15 @@ class OutputConfig:
 
 
 @dataclass
+class ScenarioConfig:
+    """A named list of policy levers (``conf/scenario/<name>.yaml``; see ``scenarios``)."""
+
+    name: str = "baseline"
+    description: str = "No policy change."
+    levers: list[Any] = field(default_factory=list)  # [{lever: <name>, **args}, ...]
+
+
+@dataclass
 class Config:
     """Root of the configuration tree."""
 
@@ -213,7 +222,7 @@ class Config:
     city: CityConfig = field(default_factory=CityConfig)
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
-    scenario: Any = None  # filled by scenario config group (levers); None is the baseline
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
 
 
 def register_configs() -> None:
@@ -429,6 +438,11 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     for key in ("adjustment", "turnover_base"):
         c.share(f"{o}.{key}")
     c.real(f"{o}.noise_sd", 0.0, 10.0)
+
+    from scenarios.base import build_levers
+
+    build_levers(OmegaConf.to_container(OmegaConf.create(obj.scenario.levers)),
+                 f"scenario {obj.scenario.name}")
 
     r = f"{b}.reputation"
     c.share(f"{r}.inertia")

@@ -251,6 +251,7 @@ class YearRecorder:
             a = age & (ch.age >= lo) & (ch.age <= hi)
             out[f"daycare_participation_age{lo}_{hi}"] = float(_rate((a & inday).sum(), a.sum()))
         out.update({k: float(v) for k, v in self.flows.items()})
+        out["policy_cost_eur"] = sum(lv.spent.get(m.year, 0.0) for lv in m.levers)
         return {k: float(v) for k, v in out.items()}
 
     def area_frame(self, areas: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -54,7 +54,8 @@ class SegregationModel(mesa.Model):
 
     Args:
         cfg: Configuration (validated here).
-        levers: Policy levers (``scenarios.base.Lever``) applied at the levers hook.
+        levers: Policy levers (``scenarios.base.Lever``) applied at the levers hook;
+            ``None`` builds them from ``cfg.scenario``.
         kernels: Module providing the choice kernels; defaults to the numba kernels
             (tests and benchmarks pass the plain-Python reference).
 
@@ -78,7 +79,11 @@ class SegregationModel(mesa.Model):
         self.family_agents: dict[int, Family] = {}
         self.recorder = YearRecorder(self)
         self._init_population()
-        self.levers = list(levers or [])
+        if levers is None:
+            from scenarios.base import build_levers
+
+            levers = build_levers(cfg.scenario.levers, f"scenario {cfg.scenario.name}")
+        self.levers = list(levers)
         for lever in self.levers:
             lever.init(self)
         self.recorder.collect()
