@@ -50,6 +50,9 @@ class CityConfig:
     foreign_share: float = 0.2  # foreign_language_share_age_1_6=0.21, _pupils=0.19 (targets.csv)
     ses_shares_native: list[float] = field(default_factory=lambda: [0.22, 0.46, 0.32])  # assumption
     ses_shares_foreign: list[float] = field(default_factory=lambda: [0.6, 0.3, 0.1])  # assumption
+    low_edu_by_ses: list[float] = field(default_factory=lambda: [0.45, 0.1, 0.02])  # assumption
+    unemployed_by_ses: list[float] = field(default_factory=lambda: [0.2, 0.05, 0.02])  # assumption
+    unemployed_foreign_extra: float = 0.1  # assumption
     school_capacity_slack: float = 1.4  # seats / initial catchment pupils; assumption (COMPASS 2)
     emphasis_school_share: float = 0.35  # share of schools with an emphasised class; assumption
     emphasis_seat_share: float = 0.25  # emphasised seats as share of a school's intake; assumption
@@ -365,6 +368,10 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     if obj.city.social_share + obj.city.owner_share > 1.0:
         c.fail("city.owner_share", obj.city.owner_share,
                f"at most 1 - city.social_share = {1 - obj.city.social_share:g}")
+    for key in ("low_edu_by_ses", "unemployed_by_ses"):
+        c.length(f"city.{key}", N_SES)
+        c.share(f"city.{key}")
+    c.real("city.unemployed_foreign_extra", 0.0, 0.5)
     for key in ("ses_shares_native", "ses_shares_foreign"):
         c.length(f"city.{key}", N_SES)
         c.sums_to_one(f"city.{key}")

@@ -308,6 +308,13 @@ class SegregationModel(mesa.Model):
         f.ses[slots], f.lang[slots] = ses, lang
         f.info[slots] = rng.beta(4 * info_mean + 0.1, 4 * (1 - info_mean) + 0.1)
         f.arrived[slots] = year
+        # Guardian indicators of the needs-based (TP) funding index, from their own stream
+        # so that other draws do not shift.
+        ind = self.streams.get("guardian_indicators", year)
+        d = cfg.city
+        f.low_edu[slots] = ind.random(n) < np.asarray(d.low_edu_by_ses)[ses]
+        p_unemp = np.asarray(d.unemployed_by_ses)[ses] + d.unemployed_foreign_extra * lang
+        f.unemployed[slots] = ind.random(n) < p_unemp
         # Children: 1-3 (issue #2); the youngest's age spread over 0-15, older siblings 1-4
         # years apart; parents 25-35 years older than the eldest (assumption).
         n_kids = rng.choice([1, 2, 3], size=n, p=[0.42, 0.42, 0.16])

@@ -68,6 +68,8 @@ FAMILY_FIELDS: dict[str, tuple[type, float]] = {
     "parent_age": (np.int64, 0),
     "info": (np.float64, 0.0),  # information about school choice, in [0, 1]
     "arrived": (np.int64, -1),  # year of arrival (0 = initial population)
+    "low_edu": (np.bool_, False),  # a guardian without post-basic education (TP indicator)
+    "unemployed": (np.bool_, False),  # an unemployed guardian (TP indicator)
 }
 
 CHILD_FIELDS: dict[str, tuple[type, float]] = {

@@ -61,6 +61,13 @@ VALIDATE_CASES = [
          SHARE),
     case("city.ses_shares_foreign=[1.5,-0.5,0.0]", "city.ses_shares_foreign=[1.5, -0.5, 0.0]",
          SHARE),
+    case("city.low_edu_by_ses=[0.5,0.1]", "city.low_edu_by_ses=[0.5, 0.1]", LEN3),
+    case("city.low_edu_by_ses=[1.5,0.1,0.0]", "city.low_edu_by_ses=[1.5, 0.1, 0.0]", SHARE),
+    case("city.unemployed_by_ses=[0.5,0.1]", "city.unemployed_by_ses=[0.5, 0.1]", LEN3),
+    case("city.unemployed_by_ses=[0.5,-0.1,0.0]", "city.unemployed_by_ses=[0.5, -0.1, 0.0]",
+         SHARE),
+    case("city.unemployed_foreign_extra=0.6", "city.unemployed_foreign_extra=0.6",
+         "values in [0.0, 0.5]"),
     # ----------------------------------------------------------------- city cross-field
     case("city.sea_share=0.7", "city.sea_share=0.7", "at most 0.6 so the city has land"),
     case("city.owner_share=0.9", "city.owner_share=0.9", "at most 1 - city.social_share = 0.8"),
