@@ -6,13 +6,15 @@ Examples:
     python -m experiments.run --multirun seed=1,2,3
 
 The run directory (Hydra's ``hydra.run.dir``) receives the files listed in ``sim.outputs``.
-A run whose directory already holds ``summary.json`` is skipped, so an interrupted sweep
-can simply be started again.
+A run whose directory already holds ``summary.json`` with the same config is skipped, so an
+interrupted sweep with a fixed ``hydra.sweep.dir`` can simply be started again; a finished
+run with another config is never overwritten.
 
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -22,7 +24,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from sim.config import validate
+from sim.config import as_dict, validate
 
 
 def _cleanup(run_dir: Path) -> None:
@@ -44,6 +46,11 @@ def main(dcfg: DictConfig) -> None:
     from sim.outputs import is_complete, write_run
 
     if is_complete(run_dir):
+        done = json.loads((run_dir / "summary.json").read_text())["config"]
+        if done != as_dict(cfg):
+            print(f"error: {run_dir} already holds a finished run with another config; "
+                  "choose another hydra.run.dir", file=sys.stderr)
+            sys.exit(2)
         print(f"already done, skipping: {run_dir}")
         return
     from sim.model import SegregationModel

@@ -13,6 +13,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from sim.outputs import atomic_write  # noqa: E402
 
@@ -21,17 +23,17 @@ if TYPE_CHECKING:
     from sim.model import SegregationModel
 
 SERIES = {
-    "Residential (districts)": "seg_res_ses_H",
-    "Schools": "seg_school_ses_H",
-    "Catchments (residents)": "seg_catchment_ses_H",
-    "Daycares": "seg_daycare_ses_H",
+    "Status, residential (districts)": "seg_res_ses_H",
+    "Status, schools": "seg_school_ses_H",
+    "Status, catchments' school-age residents": "seg_catchment_ses_H",
+    "Status, daycares": "seg_daycare_ses_H",
     "Language, schools": "seg_school_lang_H",
-    "Language, residential": "seg_res_lang_H",
+    "Language, residential (districts)": "seg_res_lang_H",
 }
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
-    atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
 
 
@@ -57,23 +59,69 @@ def border_segments(labels: np.ndarray, city: City) -> list:
     return segs
 
 
-def draw_map(model: SegregationModel, ax: plt.Axes, labels: np.ndarray, title: str) -> None:
-    """Status map with sea, borders of ``labels``, renewal districts and schools."""
+SEA, EMPTY = "#b0bec5", "white"
+
+
+def run_label(model: SegregationModel) -> str:
+    """One line naming the run, for figure titles."""
+    cfg = model.cfg
+    return (f"{cfg.city.preset} city, scenario {cfg.scenario.name}, seed {cfg.seed}, "
+            f"year {model.year}")
+
+
+def map_legend(ax: plt.Axes) -> None:
+    """Legend for the status maps."""
+    handles = [
+        Line2D([], [], color="black", lw=1.2, label="catchment border"),
+        Line2D([], [], color="magenta", lw=2.2, label="urban-renewal area"),
+        Line2D([], [], marker="o", ls="", mfc="white", mec="black", label="school, grades 1-6"),
+        Line2D([], [], marker="s", ls="", mfc="white", mec="black", label="school, grades 7-9"),
+        Patch(facecolor=SEA, label="sea"),
+        Patch(facecolor=EMPTY, edgecolor="grey", label="no families"),
+    ]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def draw_map(model: SegregationModel, ax: plt.Axes, labels: np.ndarray, title: str,
+             level: int | None = None) -> matplotlib.image.AxesImage:
+    """Status map with sea, borders of ``labels``, renewal districts and schools.
+
+    Args:
+        model: The model (its current state is drawn).
+        ax: Target axes.
+        labels: Catchment label per cell whose borders are drawn.
+        title: Axes title.
+        level: Draw only this level's schools (0 lower, 1 upper); ``None`` draws both.
+
+    Returns:
+        The status image (for a colour bar).
+    """
     c = model.city
     sea = (~c.land).reshape(c.width, c.height).T
-    ax.imshow(np.where(sea, 1.0, np.nan), cmap=ListedColormap(["#9ecae1"]), vmin=0, vmax=1)
+    ax.imshow(np.where(sea, 1.0, np.nan), cmap=ListedColormap([SEA]), vmin=0, vmax=1)
     im = ax.imshow(status_grid(model), cmap="RdYlBu", vmin=0, vmax=2)
     ax.add_collection(LineCollection(border_segments(labels, c), colors="black", lw=1.2))
     ren = np.where(model.renewal_cell, 1, 0)
     ax.add_collection(LineCollection(border_segments(ren, c), colors="magenta", lw=2.2))
-    for level, marker in ((0, "o"), (1, "s")):
-        cells = model.schools.cell[model.schools.level == level]
-        x, y = np.divmod(cells, c.height)
-        ax.scatter(x, y, marker=marker, s=22, c="white", edgecolors="black", linewidths=0.8)
+    sch = model.schools
+    for lev, marker in ((0, "o"), (1, "s")):
+        if level is not None and lev != level:
+            continue
+        ids = np.flatnonzero((sch.level == lev) & sch.open)
+        x, y = np.divmod(sch.cell[ids], c.height)
+        ax.scatter(x, y, marker=marker, s=26, c="white", edgecolors="black", linewidths=0.8,
+                   zorder=3)
+        if len(sch.cell) <= 40:  # ids readable only on small cities
+            for i, xx, yy in zip(ids, x, y, strict=True):
+                ax.annotate(f"S{i:03d}", (xx, yy), xytext=(3, 3), textcoords="offset points",
+                            fontsize=6)
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     return im
+
+
+STATUS_LABEL = "mean socio-economic status of families\n(0 low, 1 middle, 2 high income/education)"
 
 
 def draw_all(model: SegregationModel, metrics: pd.DataFrame, out: Path) -> list[Path]:
@@ -82,57 +130,70 @@ def draw_all(model: SegregationModel, metrics: pd.DataFrame, out: Path) -> list[
     c = model.city
     paths = []
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
-    draw_map(model, axes[0], c.catchment_lower, "Family status, lower-grade catchments")
-    im = draw_map(model, axes[1], c.catchment_upper, "Family status, upper-grade catchments")
-    cb = fig.colorbar(im, ax=axes, shrink=0.8)
-    cb.set_label("mean status of families (0 low, 2 high)")
-    fig.suptitle(f"Year {model.year}: circles lower schools, squares upper schools, black lines "
-                 "catchment borders, magenta lines urban-renewal areas, blue sea", fontsize=10)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), layout="constrained")
+    draw_map(model, axes[0], c.catchment_lower, "Grades 1-6 catchments", level=0)
+    im = draw_map(model, axes[1], c.catchment_upper, "Grades 7-9 catchments", level=1)
+    map_legend(axes[1])
+    fig.colorbar(im, ax=axes, shrink=0.7, location="left", pad=0.02).set_label(STATUS_LABEL)
+    fig.suptitle(f"Where families of each status live: {run_label(model)}", fontsize=11)
     paths.append(out / "map_status_catchments.png")
     _save(fig, paths[-1])
 
     units = model.recorder.unit_frames[-1]
-    sch = units[units["kind"].str.startswith("school")].copy()
+    sch = units[units["kind"].str.startswith("school") & (units["enrolled"] > 0)].copy()
     tot = sch[["enrol_ses0", "enrol_ses1", "enrol_ses2"]].sum(axis=1).clip(lower=1)
     sch = sch.assign(low=sch["enrol_ses0"] / tot, mid=sch["enrol_ses1"] / tot,
                      high=sch["enrol_ses2"] / tot,
                      foreign=sch["enrol_lang1"] / tot).sort_values(["kind", "low"])
-    fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(sch)), 4.5))
+    fig, ax = plt.subplots(figsize=(min(24, max(9, 0.2 * len(sch))), 4.8), layout="constrained")
     xs = np.arange(len(sch))
     bottom = np.zeros(len(sch))
-    for col, colour, name in (("low", "#d73027", "low status"), ("mid", "#fee090", "middle"),
+    for col, colour, name in (("low", "#d73027", "low status"), ("mid", "#fee090",
+                                                                  "middle status"),
                               ("high", "#4575b4", "high status")):
         ax.bar(xs, sch[col], bottom=bottom, color=colour, label=name, width=0.85)
         bottom += sch[col].to_numpy()
-    ax.plot(xs, sch["foreign"], "k.", label="foreign-language share")
+    ax.plot(xs, sch["foreign"], "k.", ms=6, label="foreign-language share")
     n_lower = int((sch["kind"] == "school_lower").sum())
-    ax.axvline(n_lower - 0.5, color="grey", lw=1)
-    ax.set_xticks(xs, sch["unit_id"], rotation=90, fontsize=6)
+    ax.axvline(n_lower - 0.5, color="black", lw=2)
+    ax.text(n_lower / 2 - 0.5, 1.02, "grades 1-6", ha="center", fontsize=9)
+    ax.text(n_lower + (len(sch) - n_lower) / 2 - 0.5, 1.02, "grades 7-9", ha="center",
+            fontsize=9)
+    step = max(1, len(sch) // 60)
+    ax.set_xticks(xs[::step], sch["unit_id"].to_numpy()[::step], rotation=90, fontsize=7)
+    ax.set_xlim(-0.6, len(sch) - 0.4)
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel("school (sorted by share of low-status pupils within each level)")
     ax.set_ylabel("share of pupils")
-    ax.set_title(f"School composition in year {model.year} (left: grades 1-6, right: 7-9)")
-    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    ax.set_title(f"Pupil composition by school: {run_label(model)}", fontsize=11, pad=14)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     paths.append(out / "school_composition.png")
     _save(fig, paths[-1])
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), layout="constrained")
     for label, col in SERIES.items():
         axes[0].plot(metrics["year"], metrics[col], label=label)
-    axes[0].set_title("Segregation, Theil's H")
-    axes[0].legend(fontsize=7)
+    axes[0].set_title("Segregation (Theil's H; 0 = even mix, 1 = full separation)", fontsize=10)
+    axes[0].set_ylabel("Theil's H")
+    axes[0].legend(fontsize=8)
     axes[1].plot(metrics["year"], metrics["excess_school_ses_H"], label="status")
     axes[1].plot(metrics["year"], metrics["excess_school_lang_H"], label="language")
     axes[1].axhline(0, color="grey", lw=0.8)
-    axes[1].set_title("Excess school segregation (school H - catchment H)")
-    axes[1].legend(fontsize=7)
-    for col, label in (("local_school_share_g1", "grade 1"), ("local_school_share_g7", "grade 7"),
+    axes[1].set_title("Excess school segregation\n(schools minus their catchments' residents)",
+                      fontsize=10)
+    axes[1].set_ylabel("difference in Theil's H")
+    axes[1].legend(fontsize=8)
+    for col, label in (("local_school_share_g1", "grade 1, city"),
+                       ("local_school_share_g7", "grade 7, city"),
                        ("local_school_share_g1_renewal", "grade 1, renewal areas"),
                        ("local_school_share_g7_renewal", "grade 7, renewal areas")):
         axes[2].plot(metrics["year"], metrics[col], label=label)
-    axes[2].set_title("Share attending the catchment school")
-    axes[2].legend(fontsize=7)
+    axes[2].set_title("Pupils starting at their catchment school", fontsize=10)
+    axes[2].set_ylabel("share of entrants")
+    axes[2].legend(fontsize=8, loc="best")
     for ax in axes:
-        ax.set_xlabel("year")
+        ax.set_xlabel("simulated year")
+    fig.suptitle(run_label(model).rsplit(", year", 1)[0], fontsize=11)
     paths.append(out / "index_timeseries.png")
     _save(fig, paths[-1])
     return paths
