@@ -1,0 +1,147 @@
+"""Scenario comparison: paired effects, common random numbers, the report, bad scenarios."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import TINY, tiny_config
+from experiments.compare import paired_effects
+from scenarios.base import Lever
+from sim.model import SegregationModel
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def test_paired_effects_hand_computed() -> None:
+    # Two replicates, one year: baseline 1, 3; scenario 2, 6 -> differences 1, 3.
+    raw = pd.DataFrame({
+        "scenario": ["baseline", "baseline", "s", "s"], "replicate": [0, 1, 0, 1],
+        "year": [5, 5, 5, 5], "m": [1.0, 3.0, 2.0, 6.0],
+    })
+    e = paired_effects(raw, ("m",)).iloc[0]
+    assert (e["baseline_mean"], e["scenario_mean"], e["mean_diff"]) == (2.0, 4.0, 2.0)
+    half = 12.706204736174698 * np.sqrt(2.0) / np.sqrt(2)  # t(0.975, 1) * sd / sqrt(n)
+    assert e["ci_low"] == pytest.approx(2.0 - half)
+    assert e["ci_high"] == pytest.approx(2.0 + half)
+    assert e["n_replicates"] == 2
+
+
+class MoreResources(Lever):
+    """Test lever with a real effect: extra resources for schools in renewal areas."""
+
+    def act(self, model: SegregationModel) -> None:
+        sel = self.resolve(model, "renewal")
+        model.schools.resources[sel] = 3.0
+
+
+def final_metrics(seed: int, levers: list[Lever], scenario: str) -> pd.DataFrame:
+    model = SegregationModel(tiny_config(f"seed={seed}", "years=6"), levers=levers)
+    model.run()
+    df = model.recorder.metrics_frame()
+    df.insert(0, "replicate", seed % 100)
+    df.insert(0, "scenario", scenario)
+    return df
+
+
+def test_common_random_numbers_shrink_intervals() -> None:
+    n = 6
+    base = [final_metrics(r, [], "baseline") for r in range(n)]
+    crn = [final_metrics(r, [MoreResources(start_year=3)], "s") for r in range(n)]
+    indep = [final_metrics(100 + r, [MoreResources(start_year=3)], "s") for r in range(n)]
+    metric = ("outcome_gap_decile", "seg_school_ses_H")
+    e_crn = paired_effects(pd.concat(base + crn), metric)
+    e_ind = paired_effects(pd.concat(base + indep), metric)
+    width_crn = (e_crn["ci_high"] - e_crn["ci_low"]).groupby(e_crn["metric"]).mean()
+    width_ind = (e_ind["ci_high"] - e_ind["ci_low"]).groupby(e_ind["metric"]).mean()
+    assert (width_crn < width_ind).all(), (width_crn, width_ind)
+    # Before the lever starts the paired difference is exactly zero.
+    early = e_crn[e_crn["year"] < 3]
+    assert (early["mean_diff"] == 0).all() and (early["ci_high"] == early["ci_low"]).all()
+
+
+def run_compare(out: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "experiments.compare", *TINY, *args,
+           f"hydra.run.dir={out}"]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cmp") / "run"
+    proc = run_compare(out, "scenarios=[baseline,engagement,catchment_mix]", "replicates=2",
+                       "years=3", "n_jobs=2")
+    assert proc.returncode == 0, proc.stderr
+    assert "outputs written to" in proc.stdout
+    return out
+
+
+def test_compare_writes_effects_and_raw(comparison: Path) -> None:
+    eff = pd.read_csv(comparison / "effects.csv")
+    assert list(eff.columns) == ["scenario", "metric", "year", "baseline_mean", "scenario_mean",
+                                 "mean_diff", "ci_low", "ci_high", "n_replicates"]
+    assert set(eff["scenario"]) == {"engagement", "catchment_mix"}
+    assert set(eff["year"]) == {0, 1, 2, 3}
+    assert (eff["n_replicates"] == 2).all()
+    assert (eff["ci_low"] <= eff["mean_diff"] + 1e-12).all()
+    raw = pd.read_parquet(comparison / "replicates.parquet")
+    assert len(raw) == 3 * 2 * 4  # scenarios x replicates x years
+    # Common random numbers: every scenario's replicate r used the same seed.
+    assert raw.groupby("replicate")["seed"].nunique().eq(1).all()
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_renders_in_headless_chromium(comparison: Path, tmp_path: Path) -> None:
+    exe = chromium()
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs it (apt-get install chromium)")
+        pytest.skip("chromium not installed")
+    report = comparison / "report.html"
+    html = report.read_text()
+    assert "<img" in html and "data:image/png;base64," in html and "src=\"http" not in html
+    shot = tmp_path / "report.png"
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    subprocess.run([exe, *flags, "--window-size=1300,3000", f"--screenshot={shot}",
+                    report.as_uri()], capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 50_000
+    dom = subprocess.run([exe, *flags, "--dump-dom", report.as_uri()], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    loaded = dom.split('data-images-loaded="', 1)[1].split('"', 1)[0]
+    ok, total = (int(x) for x in loaded.split("/"))
+    assert total >= 3 and ok == total, loaded  # summary figures, maps, catchment maps
+
+
+BAD = {
+    "unknown lever": ("- lever: teleport\n", "lever #1 'teleport' is unknown"),
+    "unknown school id": ("- lever: engagement\n  target: [S999]\n", "target='S999'"),
+    "negative budget": ("- lever: tp_funding\n  budget_eur: -5\n", "budget_eur=-5"),
+    "overlapping shared catchments": (
+        "- lever: shared_catchment\n  groups: [[S000, S001], [S001, S002]]\n", "S001"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_scenario_file_gives_one_clear_error(case: str, tmp_path: Path) -> None:
+    levers, message = BAD[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"name: bad\ndescription: broken\nlevers:\n{levers}")
+    out = tmp_path / "run"
+    proc = run_compare(out, f"scenarios=[baseline,{path}]", "replicates=2", "years=2")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()  # nothing half-written
