@@ -13,7 +13,8 @@ in ``conf/scenario/<name>.yaml``; ``build_levers`` turns it into objects.
 
 Targets (``target=``) select units: ``"all"``; a list of unit ids as in ``units.parquet``
 (``"S003"`` for schools, ``"D012"`` for daycares); ``"renewal"`` (units in urban-renewal
-areas); or ``"tp_index_above:<x>"`` (schools or daycares whose needs index, see
+areas); ``"municipal"`` (city-run units: every school, daycares that are not private); or
+``"tp_index_above:<x>"`` (schools or daycares whose needs index, see
 ``scenarios.tp_funding.needs_index``, exceeds ``x``).
 """
 
@@ -91,6 +92,8 @@ class Lever:
             return np.arange(n)
         if target == "renewal":
             return np.flatnonzero(model.renewal_cell[units.cell])
+        if target == "municipal":  # city-run units: all schools, daycares not private
+            return np.flatnonzero(~getattr(units, "private", np.zeros(n, dtype=bool)))
         if isinstance(target, str) and target.startswith("tp_index_above:"):
             from scenarios.tp_funding import needs_index
 
@@ -104,7 +107,8 @@ class Lever:
                     self.fail("target", uid, f"a {kind} id {prefix}000..{prefix}{n - 1:03d}")
                 out.append(int(uid[1:]))
             return np.array(sorted(set(out)), dtype=np.int64)
-        self.fail("target", target, "'all', 'renewal', 'tp_index_above:<x>' or a list of ids")
+        self.fail("target", target,
+                  "'all', 'renewal', 'municipal', 'tp_index_above:<x>' or a list of ids")
         raise AssertionError  # unreachable; fail always raises
 
     # ------------------------------------------------------------ the hook
