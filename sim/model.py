@@ -433,7 +433,9 @@ class SegregationModel(mesa.Model):
            resources and teacher turnover.
         6. **Reputation** (``_reputation``): lagged, inertial perception of outcomes and
            intake composition, by language group.
-        7. **Levers**: each lever's ``apply(model)`` (``scenarios``), in scenario order.
+        7. **Levers**: each lever's ``apply(model)`` (``scenarios``), in scenario order;
+           perceived reputations are then recomputed so that trust and resources set by
+           levers count in the next year's choices.
         8. **Metrics** (``recorder.collect``): indices, flows and the unit/area tables.
         """
         self.year += 1
@@ -446,6 +448,7 @@ class SegregationModel(mesa.Model):
         self._reputation()
         for lever in self.levers:
             lever.apply(self)
+        self._perceive()  # levers' trust and resources count from next year's choices
         self.recorder.collect()
 
     def finalize(self) -> None:
