@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from scenarios.base import Lever, build_levers
 from sim.config import Config, load_config
+from sim.model import SegregationModel
 
 TINY = [
     "city.width=20",
@@ -28,3 +30,17 @@ def tiny_config(*overrides: str) -> Config:
 def tiny() -> Config:
     """A tiny config (400 families, 4 years)."""
     return tiny_config()
+
+
+def run_tiny(levers: list, *overrides: str, seed: int = 9, years: int = 6) -> SegregationModel:
+    """Build and run a tiny model with the given levers; returns the finished model."""
+    model = SegregationModel(tiny_config(f"seed={seed}", f"years={years}", *overrides),
+                             levers=levers)
+    model.run()
+    return model
+
+
+def lever(name: str, **kwargs: object) -> Lever:
+    """Build one lever from its scenario-file spec."""
+    (built,) = build_levers([{"lever": name, **kwargs}])
+    return built

@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import tiny_config
+from conftest import lever, run_tiny, tiny_config
 from scenarios.base import build_levers
-from scenarios.engagement import Engagement
 from sim.config import load_config
 from sim.model import SegregationModel
 
 YEARS = 6
 
 
-def engagement(**kw) -> Engagement:
-    (lever,) = build_levers([{"lever": "engagement", **kw}])
-    return lever  # type: ignore[return-value]
-
-
-def run(levers: list, seed: int = 9, years: int = YEARS) -> SegregationModel:
-    model = SegregationModel(tiny_config(f"seed={seed}", f"years={years}"), levers=levers)
-    model.run()
-    return model
+engagement = partial(lever, "engagement")
+run = run_tiny
 
 
 @pytest.fixture(scope="module")

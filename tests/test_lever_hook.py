@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import run_tiny, tiny_config
 from scenarios.base import Lever
 from sim.model import SegregationModel
 
@@ -35,9 +35,7 @@ class ExtraResources(Lever):
 
 
 def metrics(levers: list[Lever]):
-    model = SegregationModel(tiny_config("seed=9", "years=6"), levers=levers)
-    model.run()
-    return model.recorder.metrics_frame()
+    return run_tiny(levers).recorder.metrics_frame()
 
 
 def test_hook_order_and_calls() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import run_tiny, tiny_config
 from scenarios.base import build_levers
 from scenarios.tp_funding import TPFunding, enrolled_counts, needs_index, needs_indicators
 from sim.config import load_config
@@ -230,9 +230,7 @@ def test_funding_stops_after_end_year() -> None:
 
 # ---------------------------------------------------------------- no-op identity
 def metrics(levers: list, *overrides: str):
-    model = SegregationModel(tiny_config("seed=9", "years=6", *overrides), levers=levers)
-    model.run()
-    return model.recorder.metrics_frame()
+    return run_tiny(levers, *overrides).recorder.metrics_frame()
 
 
 def test_zero_budget_and_late_start_are_byte_identical_to_baseline() -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import tiny_config
+from conftest import lever, run_tiny, tiny_config
 from scenarios.base import build_levers
-from scenarios.urban_renewal import UrbanRenewal, largest_remainder
+from scenarios.urban_renewal import largest_remainder
 from sim.config import load_config
 from sim.model import SegregationModel
 
@@ -18,15 +19,8 @@ YEARS = 6
 SCALE = 400 / 60_000  # tiny city: 400 families
 
 
-def renewal(**kw) -> UrbanRenewal:
-    (lever,) = build_levers([{"lever": "urban_renewal", **kw}])
-    return lever  # type: ignore[return-value]
-
-
-def run(levers: list, seed: int = 9, years: int = YEARS) -> SegregationModel:
-    model = SegregationModel(tiny_config(f"seed={seed}", f"years={years}"), levers=levers)
-    model.run()
-    return model
+renewal = partial(lever, "urban_renewal")
+run = run_tiny
 
 
 @pytest.fixture(scope="module")
