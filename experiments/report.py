@@ -151,10 +151,14 @@ def change_maps(results: list[dict], scenarios: list[str], city: City, sea: np.n
     """Maps of the change in mean family status per district, scenario minus baseline."""
     others = scenarios[1:]
     base = district_status(results, "baseline", city)
-    fig, axes = plt.subplots(1, len(others), figsize=(5.2 * len(others), 4.6),
+    ncol = min(4, len(others))
+    nrow = -(-len(others) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.8 * nrow),
                              layout="constrained", squeeze=False)
+    for ax in axes.ravel()[len(others):]:
+        ax.axis("off")
     im = None
-    for ax, scen in zip(axes[0], others, strict=True):
+    for ax, scen in zip(axes.ravel(), others, strict=False):
         diff = district_status(results, scen, city) - base
         im = ax.imshow(diff, cmap="PuOr", vmin=-0.3, vmax=0.3)
         ax.add_collection(LineCollection(border_segments(city.district, city), colors="grey",
