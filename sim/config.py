@@ -142,9 +142,9 @@ class SchoolConfig:
     look_prob: list[float] = field(default_factory=lambda: [0.15, 0.35, 0.55])
     # Looking rises as the local school's reputation falls, more so for higher status
     # (middle-class avoidance: Bernelius & Vaattovaara 2016); assumption on the values
-    look_reputation: list[float] = field(default_factory=lambda: [0.3, 1.0, 1.5])
+    look_reputation: list[float] = field(default_factory=lambda: [0.6, 1.0, 1.5])
     g7_look_factor: float = 1.6  # more choice at grade 7 (seed document, targets.csv)
-    info_mean: list[float] = field(default_factory=lambda: [0.8, 0.45])  # by lang; assumption
+    info_mean: list[float] = field(default_factory=lambda: [0.8, 0.6])  # by lang; assumption
     n_ranked: int = 3  # programmes ranked before the catchment school; assumption
     max_km: float = 5.0  # schools considered within this distance; assumption
     w_reputation: list[float] = field(default_factory=lambda: [0.3, 1.0, 2.0])  # assumption
@@ -180,7 +180,7 @@ class ReputationConfig:
     feedback: bool = True  # False freezes reputations at their initial values
     inertia: float = 0.8  # weight of last year's reputation; assumption
     w_outcome: float = 1.0  # assumption
-    w_composition: list[float] = field(default_factory=lambda: [1.0, 0.4])  # by lang; assumption
+    w_composition: list[float] = field(default_factory=lambda: [1.0, 0.8])  # by lang; assumption
     outcome_scale: float = 1.0  # school-years of mean outcome per reputation unit; assumption
     composition_scale: float = 0.6  # composition-index difference per unit; assumption
 

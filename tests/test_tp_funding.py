@@ -124,15 +124,15 @@ def test_allocation_amounts_by_hand(kw: dict, euros: list[float]) -> None:
 
 def test_allocation_on_a_running_model_sums_to_the_scaled_budget() -> None:
     model = SegregationModel(tiny_config("seed=9", "years=3"),
-                             levers=[TPFunding(9_737_000, threshold=0.15),
-                                     TPFunding(2_000_000, kind="daycare", threshold=0.15,
+                             levers=[TPFunding(9_737_000, threshold=0.2),
+                                     TPFunding(2_000_000, kind="daycare", threshold=0.2,
                                                allocation="equal_per_pupil")])
     model.run()
     school, daycare = model.levers
     for lever, units in ((school, model.schools), (daycare, model.daycares)):
         kind = lever.kind
         idx, n = needs_index(model, kind), enrolled_counts(model, kind)
-        eligible = (idx > 0.15) & (n > 0)
+        eligible = (idx > 0.2) & (n > 0)
         assert eligible.any() and not eligible.all()
         assert np.array_equal(lever.eligible, eligible)  # year 3 is an update year
         assert np.isclose(units.needs_funding.sum(), lever.scaled_budget)
