@@ -15,7 +15,7 @@ class School(FixedAgent):
 
     Args:
         model: The model.
-        index: Global school index (lower schools first, then upper).
+        index: Global school index (``model.schools.level`` tells lower from upper).
         level: ``"lower"`` or ``"upper"``.
 
     """

@@ -26,7 +26,6 @@ from sim.city import City, generate_city  # noqa: E402
 from sim.config import Config  # noqa: E402
 from sim.figures import SEA, border_segments  # noqa: E402
 from sim.outputs import write_text  # noqa: E402
-from sim.rng import Streams  # noqa: E402
 
 # Metric -> (plain label, unit wording, which direction is the city's goal: -1 lower is better)
 LABELS: dict[str, tuple[str, str, int]] = {
@@ -226,7 +225,7 @@ def write_report(results: list[dict], raw: pd.DataFrame, effects: pd.DataFrame,
         ``path``.
     """
     scenarios = opts["scenarios"]
-    city = generate_city(base.city, Streams(base.seed))
+    city = generate_city(base.city)
     sea = (~city.land).reshape(city.width, city.height).T
     hs = horizons(base.years, opts["horizons"])
     desc = {r["scenario"]: (r["description"], r["levers"]) for r in results}

@@ -731,6 +731,6 @@ class SchoolNetwork(_OneOffLever):
                 self.fail("close", self.close, "leaving at least one open school in each "
                           f"shared catchment (all of {[f'S{i:03d}' for i in grp]} closed)")
         for uid, cap in self.capacity.items():
-            sch.capacity[int(uid[1:])] = cap
+            sch.design_capacity[int(uid[1:])] = cap  # effective from the next admissions
         for lev in sorted(affected):
             model.rebuild_catchments(lev)

@@ -113,18 +113,16 @@ def _pick_spread(cands: np.ndarray, xy: np.ndarray, k: int, rng: np.random.Gener
     return chosen
 
 
-def generate_city(cfg: CityConfig, streams: Streams) -> City:
-    """Generate the synthetic city for a city config.
+def generate_city(cfg: CityConfig) -> City:
+    """Generate the synthetic city for a city config (from its own ``cfg.seed``).
 
     Args:
         cfg: City configuration (a preset).
-        streams: The run's random streams (stream ``"city"`` is used).
 
     Returns:
         The generated ``City``.
-
     """
-    rng = streams.get("city")
+    rng = Streams(cfg.seed).get("city")
     w, h, km = cfg.width, cfg.height, cfg.cell_size_m / 1000.0
     gx, gy = np.meshgrid(np.arange(w), np.arange(h), indexing="ij")
     x, y = gx.ravel().astype(float), gy.ravel().astype(float)
@@ -156,7 +154,10 @@ def generate_city(cfg: CityConfig, streams: Streams) -> City:
     ring = np.flatnonzero((dist_centroid >= lo) & (dist_centroid <= hi))
     cent_xy = np.array([xy[district == k].mean(axis=0) for k in range(cfg.n_districts)])
     renewal = np.zeros(cfg.n_districts, dtype=bool)
-    renewal[_pick_spread(ring, cent_xy, cfg.n_renewal_areas, rng)] = True
+    if len(ring) < cfg.n_renewal_areas:  # too few districts in the middle ring: use all
+        ring = np.arange(cfg.n_districts)
+    if cfg.n_renewal_areas > 0:
+        renewal[_pick_spread(ring, cent_xy, cfg.n_renewal_areas, rng)] = True
     ren_cell = np.where(district >= 0, renewal[np.maximum(district, 0)], False)
 
     # Dwellings: dense centre, lognormal block-to-block variation.

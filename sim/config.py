@@ -32,6 +32,10 @@ class CityConfig:
     """Synthetic Helsinki-like city. Defaults are the ``small`` preset."""
 
     preset: str = "small"
+    # The city is generated from its own seed, not the run seed: replicates and scenarios of
+    # a study share one city (ids of schools, cells and districts mean the same places).
+    # Vary it to check that results do not hinge on one synthetic layout. Assumption.
+    seed: int = 0
     width: int = 44  # cells east-west; assumption (250 m cells, about 11 km)
     height: int = 36  # cells north-south; assumption
     cell_size_m: float = 250.0  # assumption
@@ -65,7 +69,21 @@ class DemographyConfig:
 
     birth_prob: float = 0.1  # yearly birth probability while parent < max age; assumption
     birth_max_parent_age: int = 40  # assumption
-    max_children: int = 3  # issue: 1-3 children per family
+    max_children: int = 3  # issue #2: 1-3 children per family
+    # New families (initial and arriving): number of children 1/2/3, age of the youngest
+    # (geometric, truncated at 15), sibling gaps 1..sibling_gap_max years, parents
+    # parent_age_min..parent_age_max years older than the eldest. Calibrated so about
+    # 110,000 children live in 60,000 families (children_age_0_6 + 0.6 * children_age_7_17,
+    # targets.csv); shape parameters are assumptions.
+    children_probs: list[float] = field(default_factory=lambda: [0.3, 0.45, 0.25])
+    youngest_decay: float = 0.03  # initial population: cohorts nearly flat, as in Helsinki
+    # Arrivals are in-movers and families formed in the city by a first birth: mostly with
+    # a baby or toddler. Assumption, set so that the age structure stays near-flat over 20
+    # years (measured on city=small: 1.81 children per family, cohorts within +-20%).
+    arrival_youngest_decay: float = 0.5
+    sibling_gap_max: int = 4
+    parent_age_min: int = 25
+    parent_age_max: int = 35
     arrival_ratio: float = 1.0  # arrivals per exit; 1 keeps the population stable; assumption
     arrival_foreign_share: float = 0.25  # in-movers' foreign share; assumption (above stock 0.2)
     foreign_renewal_taste: float = 1.0  # co-ethnic network pull of renewal areas; assumption
@@ -145,6 +163,7 @@ class SchoolConfig:
     look_reputation: list[float] = field(default_factory=lambda: [0.6, 1.0, 1.5])
     g7_look_factor: float = 1.6  # more choice at grade 7 (seed document, targets.csv)
     info_mean: list[float] = field(default_factory=lambda: [0.8, 0.6])  # by lang; assumption
+    info_concentration: float = 4.0  # Beta(k*mean, k*(1-mean)) spread of info; assumption
     n_ranked: int = 3  # programmes ranked before the catchment school; assumption
     max_km: float = 5.0  # schools considered within this distance; assumption
     w_reputation: list[float] = field(default_factory=lambda: [0.3, 1.0, 2.0])  # assumption
@@ -351,8 +370,9 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     c = _Checker(obj)
     if obj.city.preset not in PRESETS:
         c.fail("city.preset", obj.city.preset, f"one of {list(PRESETS)}")
-    if not isinstance(obj.seed, int) or obj.seed < 0:
-        c.fail("seed", obj.seed, "a non-negative integer")
+    for key in ("seed", "city.seed"):
+        if not isinstance(c.get(key), int) or c.get(key) < 0:
+            c.fail(key, c.get(key), "a non-negative integer")
     c.positive_int("years", 500)
     for key in ("width", "height", "n_families", "n_districts", "n_lower_schools",
                 "n_upper_schools", "n_daycares"):
@@ -394,6 +414,14 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     c.real(f"{b}.demography.arrival_ratio", 0.0, 3.0)
     c.share(f"{b}.demography.arrival_foreign_share")
     c.length(f"{b}.demography.outmig_logit", 3, N_SES)
+    c.length(f"{b}.demography.children_probs", 3)
+    c.share(f"{b}.demography.children_probs")
+    c.sums_to_one(f"{b}.demography.children_probs")
+    c.real(f"{b}.demography.youngest_decay", 0.0, 1.0, lo_open=True)
+    c.real(f"{b}.demography.arrival_youngest_decay", 0.0, 1.0, lo_open=True)
+    c.real(f"{b}.demography.sibling_gap_max", 1, 10)
+    c.real(f"{b}.demography.parent_age_min", 15, 60)
+    c.real(f"{b}.demography.parent_age_max", obj.behaviour.demography.parent_age_min, 70)
     c.real(f"{b}.demography.outmig_logit", -20, 5)
 
     p = f"{b}.preferences"
@@ -431,7 +459,8 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     c.length(f"{s}.look_prob", N_SES)
     c.share(f"{s}.look_prob")
     c.length(f"{s}.info_mean", N_LANG)
-    c.share(f"{s}.info_mean")
+    c.real(f"{s}.info_mean", 0.0, 1.0, lo_open=True)
+    c.real(f"{s}.info_concentration", 0.0, 1000.0, lo_open=True)
     c.real(f"{s}.g7_look_factor", 0.0, 10.0)
     c.positive_int(f"{s}.n_ranked", 16)
     c.real(f"{s}.max_km", 0.0, 1000.0, lo_open=True)

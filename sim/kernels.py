@@ -53,8 +53,8 @@ def dwelling_utility(
 ) -> float:
     """Systematic utility of dwelling ``slot`` for family ``i`` (without the Gumbel shock).
 
-    ``pw`` packs the scalar and per-class weights, see ``pack_dwelling_params`` in
-    ``sim.model``: [x0, m, b, w_afford, social_max_ses, w_distance, foreign_renewal_taste,
+    ``pw`` packs the scalar and per-class weights, see ``SegregationModel.dwelling_params``:
+    [x0, m, b, w_afford, social_max_ses, w_distance, foreign_renewal_taste,
     w_comp_ses(3), w_comp_lang(2), w_school(3), w_amenity(3), budget(3), tenure_cost(3)].
     ``moving_in`` adds the family itself to the destination's composition.
     """

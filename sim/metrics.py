@@ -91,7 +91,6 @@ class YearRecorder:
         self.fam_ses = np.zeros(3)
         self.intake = np.zeros((2, 4))  # level x (entrants, local, renewal entrants, local)
         self.intake_school = np.zeros((2, len(self.m.schools.cell)))  # entrants, local
-        self.born = np.zeros(0, dtype=np.int64)
 
     def grow_schools(self, n_s: int) -> None:
         """Widen the intake accounts after a school is added."""
@@ -228,13 +227,14 @@ class YearRecorder:
             out[f"local_school_share_{g}_renewal"] = float(_rate(loc_r, n_r))
         has = m.schools.mean_outcome[(s_ses.sum(1) > 0)]
         out["outcome_gap_decile"] = gap_top_bottom_decile(has)
-        n0 = max(self.n_start, 1)
-        out["move_rate"] = self.flows["moves"] / max(self.fam_ses.sum(), 1)
+        # Rates of flows need a year behind them: empty (NaN) at initialisation.
+        n0 = self.n_start if m.year > 0 else 0
+        out["move_rate"] = float(_rate(self.flows["moves"], self.fam_ses.sum()))
         for k, band in enumerate(("0_6", "7_12", "13_15")):
             out[f"move_rate_age{band}"] = float(_rate(self.moves_band[k], self.fam_band[k]))
         for k in range(3):
             out[f"move_rate_ses{k}"] = float(_rate(self.moves_ses[k], self.fam_ses[k]))
-        out["outmigration_rate"] = self.flows["left_city"] / n0
+        out["outmigration_rate"] = float(_rate(self.flows["left_city"], n0))
         out["outmigration_preschool_share"] = float(
             _rate(self.leaver_band[0], self.leaver_band.sum()))
         age = ch.active & (ch.age >= 1) & (ch.age <= 6)
@@ -280,6 +280,7 @@ class YearRecorder:
         kind = np.where(sch.level == 0, "school_lower", "school_upper")
         enrol = np.vstack([np.hstack([s_ses, s_lang]), np.hstack([d_ses, d_lang])])
         df = pd.DataFrame(enrol, columns=[f"enrol_{c}" for c in SES_COLS + LANG_COLS])
+        df.insert(0, "design_capacity", np.concatenate([sch.design_capacity, dcs.capacity]))
         df.insert(0, "capacity", np.concatenate([sch.capacity, dcs.capacity]))
         df.insert(0, "cell", np.concatenate([sch.cell, dcs.cell]))
         df.insert(0, "index", np.concatenate([np.arange(n_s), np.arange(n_d)]))

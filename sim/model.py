@@ -14,6 +14,8 @@ import mesa
 import numpy as np
 from mesa.discrete_space import OrthogonalMooreGrid
 from scipy.spatial import cKDTree
+from scipy.special import ndtri
+from scipy.stats import beta as beta_dist
 
 from agents import Daycare, Family, School
 from sim import kernels as numba_kernels
@@ -21,10 +23,11 @@ from sim.city import City, generate_city
 from sim.config import Config, validate
 from sim.metrics import YearRecorder
 from sim.metrics import counts as counts2d
-from sim.rng import Streams
+from sim.rng import Streams, counter_uniform
 from sim.state import new_children, new_families
 
-AGE_BANDS = np.array([0] * 7 + [1] * 6 + [2] * 3 + [2] * 4)  # youngest age -> 0-6, 7-12, 13-15
+AGE_BANDS = np.array([0] * 7 + [1] * 6 + [2] * 3)  # youngest age 0-15 -> 0-6, 7-12, 13-15
+NEW_FAMILY_DRAWS = 14  # uniforms per new family (see _new_families)
 LOWER, UPPER = 0, 1
 ENTRY_AGE = (7, 13)  # grade 1 and grade 7
 LEVEL_AGES = ((7, 12), (13, 15))
@@ -40,13 +43,15 @@ def schelling_v(x: np.ndarray, x0: float, m: float) -> np.ndarray:
     return np.where(x <= x0, x / x0, m + (1.0 - x) * (1.0 - m) / (1.0 - x0))
 
 
-def relative(x: np.ndarray, scale: float) -> np.ndarray:
-    """Deviation from the mean across units, in units of ``scale``.
+def relative(x: np.ndarray, scale: float, used: np.ndarray) -> np.ndarray:
+    """Deviation from the mean over the ``used`` units (those with pupils), in ``scale``s.
 
     Not standardised: as schools drift apart their reputations drift apart too, which is
-    what lets the feedback loop amplify itself.
+    what lets the feedback loop amplify itself. Units without pupils get 0.
     """
-    return (x - x.mean()) / scale if len(x) else x
+    if not used.any():
+        return np.zeros_like(x, dtype=float)
+    return np.where(used, (x - x[used].mean()) / scale, 0.0)
 
 
 class SegregationModel(mesa.Model):
@@ -70,7 +75,7 @@ class SegregationModel(mesa.Model):
         self.k = kernels or numba_kernels
         self.year = 0
         self.streams = Streams(cfg.seed)
-        self.city: City = generate_city(cfg.city, self.streams)
+        self.city: City = generate_city(cfg.city)
         self._build_grid()
         self._init_units()
         cap = int(cfg.city.n_families * 1.4) + 16
@@ -135,6 +140,7 @@ class SegregationModel(mesa.Model):
         """Append a school (e.g. a planned one, closed until a lever opens it)."""
         sch = self.schools
         defaults = {"cell": cell, "level": level, "emphasis": False, "capacity": capacity,
+                    "design_capacity": capacity,
                     "resources": 1.0, "open": is_open, "optout": 1.0,
                     "turnover": self.cfg.behaviour.outcomes.turnover_base}
         for name, arr in vars(sch).items():
@@ -156,7 +162,8 @@ class SegregationModel(mesa.Model):
             cell=np.concatenate([c.lower_cells, c.upper_cells]),
             level=np.repeat([LOWER, UPPER], [n_l, n_u]),
             emphasis=np.concatenate([c.lower_emphasis, c.upper_emphasis]),
-            capacity=np.zeros(n_s, dtype=np.int64),
+            capacity=np.zeros(n_s, dtype=np.int64),  # seats now, incl. temporary places
+            design_capacity=np.zeros(n_s, dtype=np.int64),  # planned seats (levers set this)
             rep_outcome=np.zeros(n_s),
             rep_comp=np.zeros(n_s),
             rep_perceived=np.zeros((2, n_s)),
@@ -229,7 +236,8 @@ class SegregationModel(mesa.Model):
 
         The same composition rule as the relocation utility (own-cell and district shares,
         single-peaked satisfaction), plus the shortfall of the perceived reputation of the
-        family's catchment school below the city mean (reputations are standardised).
+        family's catchment school below the mean (reputations are deviations from the mean
+        of the level's schools, see ``relative``).
         """
         f, p = self.families, self.cfg.behaviour.preferences
         self.recount()
@@ -293,50 +301,61 @@ class SegregationModel(mesa.Model):
         return moved
 
     # ------------------------------------------------------------------ population
-    def _new_families(self, n: int, rng: np.random.Generator, foreign_share: float,
-                      year: int) -> np.ndarray:
-        """Create ``n`` unhoused families with children; returns their slots."""
+    def _new_families(self, n: int, stream: str, foreign_share: float, year: int,
+                      youngest_decay: float) -> tuple[np.ndarray, np.ndarray]:
+        """Create ``n`` unhoused families with children.
+
+        Every family's attributes come from its own row of a fixed-width block of uniforms,
+        so the k-th new family is the same whatever the number of new families (common
+        random numbers across scenarios).
+
+        Returns:
+            The new family slots and a random key per family (their order of house-hunting).
+        """
         cfg, f = self.cfg, self.families
+        dem, sc = cfg.behaviour.demography, cfg.behaviour.school
+        u = self.streams.get(stream, year).random((n, NEW_FAMILY_DRAWS))
         slots = f.alloc(n)
-        lang = (rng.random(n) < foreign_share).astype(np.int64)
-        ses = np.where(
-            lang == 1,
-            rng.choice(3, size=n, p=cfg.city.ses_shares_foreign),
-            rng.choice(3, size=n, p=cfg.city.ses_shares_native),
-        )
-        info_mean = np.asarray(cfg.behaviour.school.info_mean)[lang]
+        lang = (u[:, 0] < foreign_share).astype(np.int64)
+        cum = np.cumsum([cfg.city.ses_shares_native, cfg.city.ses_shares_foreign], axis=1)
+        ses = np.minimum((u[:, 1, None] >= cum[lang]).sum(1), 2)
+        mean = np.asarray(sc.info_mean)[lang]
+        k = sc.info_concentration
         f.ses[slots], f.lang[slots] = ses, lang
-        f.info[slots] = rng.beta(4 * info_mean + 0.1, 4 * (1 - info_mean) + 0.1)
+        f.info[slots] = beta_dist.ppf(u[:, 2], k * mean + 0.1, k * (1 - mean) + 0.1)
         f.arrived[slots] = year
-        # Guardian indicators of the needs-based (TP) funding index, from their own stream
-        # so that other draws do not shift.
-        ind = self.streams.get("guardian_indicators", year)
+        # Guardian indicators of the needs-based (TP) funding index.
         d = cfg.city
-        f.low_edu[slots] = ind.random(n) < np.asarray(d.low_edu_by_ses)[ses]
+        f.low_edu[slots] = u[:, 3] < np.asarray(d.low_edu_by_ses)[ses]
         p_unemp = np.asarray(d.unemployed_by_ses)[ses] + d.unemployed_foreign_extra * lang
-        f.unemployed[slots] = ind.random(n) < p_unemp
-        # Children: 1-3 (issue #2); the youngest's age spread over 0-15, older siblings 1-4
-        # years apart; parents 25-35 years older than the eldest (assumption).
-        n_kids = rng.choice([1, 2, 3], size=n, p=[0.42, 0.42, 0.16])
-        n_kids = np.minimum(n_kids, cfg.behaviour.demography.max_children)
-        youngest = np.minimum(rng.geometric(0.13, size=n) - 1, 15)
-        gaps = rng.integers(1, 5, size=(n, 2)).cumsum(axis=1)
+        f.unemployed[slots] = u[:, 4] < p_unemp
+        n_kids = 1 + (u[:, 5, None] >= np.cumsum(dem.children_probs)[:2]).sum(1)
+        n_kids = np.minimum(n_kids, dem.max_children)
+        q = 1.0 - youngest_decay  # geometric age of the youngest, truncated at 15
+        youngest = np.floor(np.log1p(-u[:, 6] * (1 - q**16)) / np.log(q)).astype(np.int64)
+        gaps = (1 + np.floor(u[:, 7:9] * dem.sibling_gap_max)).astype(np.int64).cumsum(1)
         ages = np.column_stack([youngest, youngest + gaps[:, 0], youngest + gaps[:, 1]])
         keep = (np.arange(3)[None, :] < n_kids[:, None]) & (ages <= 15)
-        fam_idx = np.repeat(slots, keep.sum(1))
-        kid_ages = ages[keep]
-        f.parent_age[slots] = np.where(keep, ages, 0).max(1) + rng.integers(25, 36, size=n)
-        self._add_children(fam_idx, kid_ages, rng)
-        return slots
+        span = dem.parent_age_max - dem.parent_age_min + 1
+        f.parent_age[slots] = (np.where(keep, ages, 0).max(1) + dem.parent_age_min
+                               + np.floor(u[:, 9] * span).astype(np.int64))
+        self._add_children(np.repeat(slots, keep.sum(1)), ages[keep], u[:, 10:13][keep])
+        return slots, u[:, 13]
 
-    def _add_children(self, fam: np.ndarray, ages: np.ndarray, rng: np.random.Generator) -> None:
-        """Add children to families, with aptitude correlated with family status."""
-        ch = self.children
+    def _add_children(self, fam: np.ndarray, ages: np.ndarray, u_apt: np.ndarray) -> None:
+        """Add children to families.
+
+        Aptitude is correlated with family status (from uniforms ``u_apt``); achievement
+        starts at the family-background level.
+        """
+        ch, f = self.children, self.families
+        o = self.cfg.behaviour.outcomes
         slots = ch.alloc(len(fam))
         ch.family[slots], ch.age[slots] = fam, ages
         rho = self.cfg.behaviour.school.aptitude_ses_corr
-        z = (self.families.ses[fam] - 1) / 0.8
-        ch.aptitude[slots] = rho * z + np.sqrt(1 - rho**2) * rng.standard_normal(len(fam))
+        z = (f.ses[fam] - 1) / 0.8  # status class standardised (sd of 0/1/2 is about 0.8)
+        ch.aptitude[slots] = rho * z + np.sqrt(1 - rho**2) * ndtri(u_apt)
+        ch.outcome[slots] = np.asarray(o.ses_effect)[f.ses[fam]] + o.foreign_effect * f.lang[fam]
 
     def _remove_families(self, slots: np.ndarray) -> None:
         """Remove families (and their children) from the city."""
@@ -347,9 +366,12 @@ class SegregationModel(mesa.Model):
             self.family_agents.pop(int(s)).remove()
         self.families.free(slots)
 
-    def _house(self, slots: np.ndarray, rng_name: str) -> np.ndarray:
-        """Place new families in vacancies; drop those who found none. Returns placed slots."""
-        order = slots[self.streams.get(rng_name + "_order", self.year).permutation(len(slots))]
+    def _house(self, slots: np.ndarray, keys: np.ndarray, rng_name: str) -> np.ndarray:
+        """Place new families in vacancies in the order of ``keys``.
+
+        Families that find no dwelling are dropped. Returns the placed slots.
+        """
+        order = slots[np.argsort(keys, kind="stable")]
         placed = self.choose_dwellings(order, True, rng_name)
         lost = order[~placed]
         if len(lost):
@@ -365,8 +387,10 @@ class SegregationModel(mesa.Model):
         """Initial families, sorted into the city by the same choice rule as later moves."""
         cfg = self.cfg
         rng = self.streams.get("init_population")
-        slots = self._new_families(cfg.city.n_families, rng, cfg.city.foreign_share, 0)
-        self._house(slots, "init_housing")
+        slots, keys = self._new_families(cfg.city.n_families, "init_families",
+                                         cfg.city.foreign_share, 0,
+                                         cfg.behaviour.demography.youngest_decay)
+        self._house(slots, keys, "init_housing")
         ch = self.children
         dc = cfg.behaviour.daycare
         # Daycare stock at the participation targets (ecec_participation_* in targets.csv).
@@ -391,7 +415,8 @@ class SegregationModel(mesa.Model):
             n = np.bincount(self.school_of_cell[lev, home[a]], minlength=len(self.schools.cell))
             sel = self.schools.level == lev
             cap = np.ceil(cfg.city.school_capacity_slack * np.maximum(n, 10))
-            self.schools.capacity[sel] = cap[sel].astype(np.int64)
+            self.schools.design_capacity[sel] = cap[sel].astype(np.int64)
+        self.schools.capacity[:] = self.schools.design_capacity
         a = ch.active & (ch.age >= 1) & (ch.age <= 6) & ch.ecec
         near = self.near_daycare[home[a], 0]
         n = np.bincount(near, minlength=len(self.daycares.cell))
@@ -407,10 +432,11 @@ class SegregationModel(mesa.Model):
         n_s = len(self.schools.cell)
         for lev in (LOWER, UPPER):
             sch = self.school_of_cell[lev, f.cell[a]]
-            tot = np.maximum(np.bincount(sch, minlength=n_s), 1)
-            mean_bg = np.bincount(sch, weights=bg, minlength=n_s) / tot
+            n = np.bincount(sch, minlength=n_s)
+            mean_bg = np.bincount(sch, weights=bg, minlength=n_s) / np.maximum(n, 1)
             sel = self.schools.level == lev
-            self.schools.rep_outcome[sel] = relative(mean_bg[sel], r.outcome_scale)
+            self.schools.rep_outcome[sel] = relative(mean_bg[sel], r.outcome_scale,
+                                                     n[sel] > 0)
         self._perceive()
 
     # ------------------------------------------------------------------ the year
@@ -460,7 +486,8 @@ class SegregationModel(mesa.Model):
         cfg, f, ch, rec = self.cfg, self.families, self.children, self.recorder
         dem = cfg.behaviour.demography
         rng = self.streams.get("demography", self.year)
-        u_birth = rng.random(f.capacity)
+        u_birth, u_apt = rng.random(f.capacity), rng.random(f.capacity)
+        u_round = rng.random()
         ch.age[ch.active] += 1
         f.parent_age[f.active] += 1
         ch.free(np.flatnonzero(ch.active & (ch.age >= 16)))  # adults leave the child model
@@ -485,16 +512,15 @@ class SegregationModel(mesa.Model):
         born = f.active & (f.parent_age < dem.birth_max_parent_age)
         born &= (n_kids < dem.max_children) & (u_birth < dem.birth_prob)
         fam_born = np.flatnonzero(born)
-        self._add_children(fam_born, np.zeros(len(fam_born), dtype=np.int64), rng)
+        self._add_children(fam_born, np.zeros(len(fam_born), dtype=np.int64), u_apt[fam_born])
         rec.flows["births"] = len(fam_born)
-        rec.born = fam_born
 
         n_exit = rec.flows["aged_out"] + rec.flows["left_city"]
         want = dem.arrival_ratio * n_exit
-        n_arr = int(want) + int(rng.random() < want - int(want))
-        arr_rng = self.streams.get("arrivals", self.year)
-        slots = self._new_families(n_arr, arr_rng, dem.arrival_foreign_share, self.year)
-        placed = self._house(slots, "arrival_housing")
+        n_arr = int(want) + int(u_round < want - int(want))
+        slots, keys = self._new_families(n_arr, "arrivals", dem.arrival_foreign_share, self.year,
+                                         dem.arrival_youngest_decay)
+        placed = self._house(slots, keys, "arrival_housing")
         rec.book_arrivals(placed)
 
     def _relocation(self) -> None:
@@ -561,24 +587,29 @@ class SegregationModel(mesa.Model):
         rng = self.streams.get("school_choice", self.year)
         u_look = rng.random(ch.capacity)
         lottery = rng.random(ch.capacity)
+        key = self.streams.key("school_choice_shocks", self.year)
         n_s = len(sch.cell)
+        # Temporary places last only while pupils occupy them.
+        enrolled = np.bincount(ch.school[ch.school >= 0], minlength=n_s)
+        sch.capacity = np.maximum(sch.design_capacity, enrolled)
         for lev, (lo, hi) in enumerate(LEVEL_AGES):
             app = np.flatnonzero(ch.active & (ch.age >= lo) & (ch.age <= hi) & (ch.school < 0))
             fam = ch.family[app]
             ses, lang, home = f.ses[fam], f.lang[fam], f.cell[fam]
-            local = self.school_of_cell[lev, home]
+            nominal = self.school_of_cell[lev, home]
             entry = (ch.age[app] == ENTRY_AGE[lev]) | initial
+            local = (self._shared_admission(lev, app, nominal, ses, lottery)
+                     if len(self.shared_schools) else nominal)
             # Look beyond the local school: rises with status, falls with less information,
             # rises as the local school's perceived reputation falls.
-            if len(self.shared_schools):
-                local = self._shared_admission(lev, app, local, ses, lottery)
             rep_local = sch.rep_perceived[lang, local] + sch.trust[local]
             p_look = np.asarray(sc.look_prob)[ses] * f.info[fam] / sc.info_mean[0]
             p_look *= np.exp(-np.asarray(sc.look_reputation)[ses] * rep_local)
             p_look *= (sc.g7_look_factor if lev == UPPER else 1.0) * sch.optout[local]
             looks = entry & (u_look[app] < p_look) & sc.enabled
             ids = np.flatnonzero((sch.level == lev) & sch.open)
-            gumbel = rng.gumbel(size=(len(app), 2 * len(ids)))
+            progs = np.column_stack([2 * ids, 2 * ids + 1]).ravel()
+            gumbel = -np.log(-np.log(counter_uniform(key, app, progs)))
             prefs = self.k.rank_programmes(
                 looks, ses, lang, self.city.xy[home], local, ids, self.school_xy,
                 sch.emphasis, sch.rep_perceived, self.pupil_lang_share(),
@@ -592,13 +623,16 @@ class SegregationModel(mesa.Model):
             is_emph = (prefs % 2) == 1
             prio = np.where(is_emph, ch.aptitude[app][:, None],
                             2.0 * (p_sch == local[:, None]) + lottery[app][:, None])
-            cap_prog = self._programme_seats(lev, local)
-            got = self.k.deferred_acceptance(prefs, prio, cap_prog)
+            got = self.k.deferred_acceptance(prefs, prio, self._programme_seats(lev))
+            # The catchment guarantee: a local child left without a seat (the local general
+            # class filled with other local children) gets a temporary place there.
+            short = got < 0
+            got[short] = 2 * local[short]
+            added = np.bincount(local[short], minlength=n_s)
+            sch.capacity += added
+            self.recorder.flows["capacity_added"] += int(added.sum())
             ch.school[app] = got // 2
-            ch.outcome[app] = np.where(
-                entry, np.asarray(cfg.behaviour.outcomes.ses_effect)[ses]
-                + cfg.behaviour.outcomes.foreign_effect * lang, ch.outcome[app])
-            self.recorder.book_intake(lev, app[entry], local[entry], got[entry] // 2, n_s)
+            self.recorder.book_intake(lev, app[entry], nominal[entry], got[entry] // 2, n_s)
 
     def _shared_admission(self, lev: int, app: np.ndarray, local: np.ndarray, ses: np.ndarray,
                           lottery: np.ndarray) -> np.ndarray:
@@ -629,24 +663,17 @@ class SegregationModel(mesa.Model):
             seats[best] -= 1
         return local
 
-    def _programme_seats(self, lev: int, local: np.ndarray) -> np.ndarray:
-        """Seats per programme; the catchment guarantee adds places where needed (booked)."""
+    def _programme_seats(self, lev: int) -> np.ndarray:
+        """Free seats per programme (general, emphasised) of this level's open schools."""
         sch, ch = self.schools, self.children
-        n_s = len(sch.cell)
-        enrolled = np.bincount(ch.school[ch.school >= 0], minlength=n_s)
+        enrolled = np.bincount(ch.school[ch.school >= 0], minlength=len(sch.cell))
         free = np.maximum(sch.capacity - enrolled, 0)
         intake = sch.capacity / (LEVEL_AGES[lev][1] - LEVEL_AGES[lev][0] + 1)
         emph = np.where(sch.emphasis, np.round(self.cfg.city.emphasis_seat_share * intake), 0)
         emph = np.minimum(emph, free).astype(np.int64)
         general = free - emph
-        n_local = np.bincount(local, minlength=n_s)
-        short = np.maximum(n_local - general, 0) * (sch.level == lev)
-        sch.capacity += short
-        self.recorder.flows["capacity_added"] += int(short.sum())
-        general = general + short
-        closed = ~sch.open | (sch.level != lev)
-        general[closed & (n_local == 0)] = 0
-        emph[closed] = 0
+        shut = ~sch.open | (sch.level != lev)
+        general[shut], emph[shut] = 0, 0
         return np.column_stack([general, emph]).reshape(-1).astype(np.int64)
 
     def pupil_lang_share(self) -> np.ndarray:
@@ -695,19 +722,21 @@ class SegregationModel(mesa.Model):
         """Inertial update of reputation components; frozen if feedback is off."""
         r = self.cfg.behaviour.reputation
         if not r.feedback and not initial:
-            self._perceive()  # levers may have changed trust or resources
             return
         sch, dcs, ch = self.schools, self.daycares, self.children
         keep = 0.0 if initial else r.inertia
         comp_s = self._composition_index(ch.school, len(sch.cell))
         comp_d = self._composition_index(ch.daycare, len(dcs.cell))
+        has_s = np.bincount(ch.school[ch.school >= 0], minlength=len(sch.cell)) > 0
+        has_d = np.bincount(ch.daycare[ch.daycare >= 0], minlength=len(dcs.cell)) > 0
         for lev in (LOWER, UPPER):
             sel = sch.level == lev
-            sch.rep_outcome[sel] = (keep * sch.rep_outcome[sel]
-                                    + (1 - keep) * relative(sch.mean_outcome[sel], r.outcome_scale))
-            sch.rep_comp[sel] = (keep * sch.rep_comp[sel]
-                                 + (1 - keep) * relative(comp_s[sel], r.composition_scale))
-        dcs.rep_comp = keep * dcs.rep_comp + (1 - keep) * relative(comp_d, r.composition_scale)
+            out = relative(sch.mean_outcome[sel], r.outcome_scale, has_s[sel])
+            comp = relative(comp_s[sel], r.composition_scale, has_s[sel])
+            sch.rep_outcome[sel] = keep * sch.rep_outcome[sel] + (1 - keep) * out
+            sch.rep_comp[sel] = keep * sch.rep_comp[sel] + (1 - keep) * comp
+        comp = relative(comp_d, r.composition_scale, has_d)
+        dcs.rep_comp = keep * dcs.rep_comp + (1 - keep) * comp
         self._perceive()
 
     def _perceive(self) -> None:

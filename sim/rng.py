@@ -8,8 +8,12 @@ Each random decision (``"relocation"``, ``"school_choice"``...) draws from its o
 * scenarios compared with the same seed share their random numbers decision by decision
   (common random numbers), which makes paired differences precise.
 
-Draws are made per agent *slot* (a fixed array position), not per eligible agent, so that a
-change in who is eligible does not shift everybody else's numbers.
+Draws are made per agent *slot* (a fixed array position) or per row of a fixed-width block,
+not per eligible agent, so that a change in who is eligible does not shift everybody else's
+numbers. Where a block would be too large (Gumbel shocks for every child and every school
+programme), ``counter_uniform`` gives the same numbers from a counter-based hash of
+(stream key, row, column): one child's shock for one programme does not depend on who else
+applies.
 """
 
 from __future__ import annotations
@@ -41,5 +45,41 @@ class Streams:
             A fresh ``numpy.random.Generator`` (PCG64) for that stream and year.
 
         """
-        ss = np.random.SeedSequence([self.seed, stable_hash(name), int(year)])
-        return np.random.Generator(np.random.PCG64(ss))
+        return np.random.Generator(np.random.PCG64(self._seq(name, year)))
+
+    def _seq(self, name: str, year: int) -> np.random.SeedSequence:
+        return np.random.SeedSequence([self.seed, stable_hash(name), int(year)])
+
+    def key(self, name: str, year: int = 0) -> int:
+        """A 64-bit key for ``counter_uniform`` of decision ``name`` in ``year``."""
+        return int(self._seq(name, year).generate_state(1, np.uint64)[0])
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser (Steele, Lea & Flood 2014), elementwise on uint64."""
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+def counter_uniform(key: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Uniforms in (0, 1) for every (row, col) pair, a pure function of (key, row, col).
+
+    Args:
+        key: Stream key (``Streams.key``).
+        rows: Integer ids (e.g. child slots), shape (n,).
+        cols: Integer ids (e.g. programme ids), shape (m,).
+
+    Returns:
+        Array (n, m) of uniforms.
+    """
+    with np.errstate(over="ignore"):
+        r = _splitmix64(np.uint64(key) ^ _splitmix64(np.asarray(rows, dtype=np.uint64)))
+        x = _splitmix64(r[:, None] ^ np.asarray(cols, dtype=np.uint64)[None, :])
+    return ((x >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53

@@ -197,10 +197,16 @@ def test_opened_school_receives_its_catchment_entrants() -> None:
 
 
 def test_capacity_change_is_applied() -> None:
-    m = steps(model([SchoolNetwork(capacity={"S002": 77, "S004": 5}, start_year=2)]), 2)
-    units = m.recorder.units_frame()
-    cap = units[units["year"] == 2].set_index("unit_id")["capacity"]
-    assert cap["S002"] == 77 and cap["S004"] == 5
+    m = steps(model([SchoolNetwork(capacity={"S002": 77, "S004": 5}, start_year=2)]), 3)
+    units = m.recorder.units_frame().set_index(["year", "unit_id"])
+    assert units.loc[(2, "S002"), "design_capacity"] == 77
+    assert units.loc[(2, "S004"), "design_capacity"] == 5
+    # From the next admissions, seats are the new design, or more while pupils need them.
+    nxt = units.loc[3]
+    assert nxt.loc["S002", "capacity"] == max(77, nxt.loc["S002", "enrolled"])
+    assert nxt.loc["S004", "capacity"] == max(5, nxt.loc["S004", "enrolled"])
+    # No seat is free at S004, so only its own catchment's children enter (the guarantee).
+    assert nxt.loc["S004", "intake"] == nxt.loc["S004", "intake_local"]
 
 
 # ---------------------------------------------------------------------- redraw

@@ -92,8 +92,13 @@ def test_compare_writes_effects_and_raw(comparison: Path) -> None:
                                  "mean_diff", "ci_low", "ci_high", "n_replicates"]
     assert set(eff["scenario"]) == {"engagement", "catchment_mix"}
     assert set(eff["year"]) == {0, 1, 2, 3}
-    assert (eff["n_replicates"] == 2).all()
-    assert (eff["ci_low"] <= eff["mean_diff"] + 1e-12).all()
+    # Every replicate counts, except for rates that have no value in year 0.
+    empty = eff["mean_diff"].isna()
+    assert (eff.loc[~empty, "n_replicates"] == 2).all()
+    assert (eff.loc[empty, "n_replicates"] == 0).all() and (eff.loc[empty, "year"] == 0).all()
+    full = eff[~empty]
+    assert (full["ci_low"] <= full["mean_diff"] + 1e-12).all()
+    assert (full["ci_high"] >= full["mean_diff"] - 1e-12).all()
     raw = pd.read_parquet(comparison / "replicates.parquet")
     assert len(raw) == 3 * 2 * 4  # scenarios x replicates x years
     # Common random numbers: every scenario's replicate r used the same seed.

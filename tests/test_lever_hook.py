@@ -59,3 +59,28 @@ def test_lever_starting_in_year_k_leaves_earlier_years_identical() -> None:
 def test_bad_lever_years(start: int, end: int | None) -> None:
     with pytest.raises(ValueError, match="year"):
         Lever(start, end)
+
+
+def test_new_families_do_not_depend_on_how_many_arrive() -> None:
+    # Common random numbers: the k-th arriving family is the same family whether 5 or 9
+    # arrive (e.g. because a lever changed how many left the city).
+    a, b = (SegregationModel(tiny_config("seed=4")) for _ in range(2))
+    sa, ka = a._new_families(5, "arrivals", 0.3, 7, 0.5)
+    sb, kb = b._new_families(9, "arrivals", 0.3, 7, 0.5)
+    for attr in ("ses", "lang", "info", "low_edu", "unemployed", "parent_age"):
+        np.testing.assert_array_equal(getattr(a.families, attr)[sa],
+                                      getattr(b.families, attr)[sb[:5]])
+    np.testing.assert_array_equal(ka, kb[:5])
+    kids_a = [np.sort(a.children.age[a.children.family == s]) for s in sa]
+    kids_b = [np.sort(b.children.age[b.children.family == s]) for s in sb[:5]]
+    for x, y in zip(kids_a, kids_b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_school_choice_shocks_do_not_depend_on_who_else_applies() -> None:
+    from sim.rng import counter_uniform
+
+    full = counter_uniform(123, np.arange(50), np.arange(8))
+    part = counter_uniform(123, np.array([7, 3, 41]), np.array([6, 1]))
+    np.testing.assert_array_equal(part, full[np.ix_([7, 3, 41], [6, 1])])
+    assert 0 < full.min() and full.max() < 1 and abs(full.mean() - 0.5) < 0.1
