@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
 from sim.config import CONF_DIR, Config, as_dict, validate
+from sim.outputs import remove_if_empty
 
 KEY_METRICS = (
     "seg_school_ses_H", "seg_school_lang_H", "seg_res_ses_H", "seg_res_lang_H",
@@ -108,8 +109,11 @@ def check_levers(cfgs: dict[str, Config]) -> None:
     """
     from sim.model import SegregationModel
 
-    for cfg in cfgs.values():
-        SegregationModel(cfg)
+    for name, cfg in cfgs.items():
+        try:
+            SegregationModel(cfg)
+        except ValueError as exc:
+            raise ValueError(f"scenario {name}: {exc}") from exc
 
 
 def run_one(cfg: Config, replicate: int) -> dict[str, Any]:
@@ -222,8 +226,7 @@ def main(dcfg: DictConfig) -> None:
     try:
         compare(cfg, out_dir, progress=cfg.output.progress)
     except ValueError as exc:  # config and scenario errors come before any output
-        if out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
+        remove_if_empty(out_dir)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     print(f"compared {len(cfg.scenarios)} scenarios x {cfg.replicates} replicates in "

@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sim.city import City, generate_city  # noqa: E402
 from sim.config import Config  # noqa: E402
@@ -44,7 +45,9 @@ LABELS: dict[str, tuple[str, str, int]] = {
     "outcome_gap_decile": ("Learning gap, top vs bottom tenth of schools", "school years", -1),
     "outmigration_rate": ("Families leaving the city each year", "share", -1),
     "move_rate": ("Families moving within the city each year", "share", 0),
-    "policy_cost_eur": ("Policy cost", "euros a year", 0),
+    "capacity_added": ("Temporary school places added (catchment guarantee)", "places a year",
+                       0),
+    "policy_cost_eur": ("Policy cost", "million euros a year", 0),
 }
 SUMMARY = ("seg_school_ses_H", "seg_school_lang_H", "seg_res_ses_H", "excess_school_ses_H",
            "local_school_share_g1_renewal", "outcome_gap_decile", "outmigration_rate")
@@ -113,22 +116,28 @@ def series_figure(raw: pd.DataFrame, scenarios: list[str]) -> str:
     metrics = [m for m in LABELS if m in raw.columns]
     ncol = 3
     nrow = int(np.ceil(len(metrics) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(15, 3.3 * nrow), layout="constrained")
+    fig, axes = plt.subplots(nrow, ncol, figsize=(15, 3.6 * nrow + 0.6), layout="constrained")
     for ax, metric in zip(axes.ravel(), metrics, strict=False):
+        scale = 1e-6 if metric == "policy_cost_eur" else 1.0
+        style = "steps-mid" if metric in ("policy_cost_eur", "capacity_added") else "default"
         for k, scen in enumerate(scenarios):
             d = raw[raw["scenario"] == scen].pivot(index="year", columns="replicate",
-                                                   values=metric)
+                                                   values=metric) * scale
             c = COLOURS[k % len(COLOURS)]
-            ax.plot(d.index, d.mean(axis=1), color=c, label=scen)
+            ax.plot(d.index, d.mean(axis=1), color=c, label=scen, drawstyle=style, lw=1.8)
             ax.fill_between(d.index, d.quantile(0.05, axis=1), d.quantile(0.95, axis=1),
-                            color=c, alpha=0.15, lw=0)
+                            color=c, alpha=0.15, lw=0, step="mid" if style != "default" else None)
         label, unit, _ = LABELS[metric]
-        ax.set_title(label, fontsize=9)
-        ax.set_ylabel(unit, fontsize=8)
-        ax.set_xlabel("year", fontsize=8)
+        ax.set_title(label, fontsize=11)
+        ax.set_ylabel(unit, fontsize=10)
+        ax.set_xlabel("simulated year", fontsize=10)
+        ax.tick_params(labelsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes.ravel()[len(metrics):]:
         ax.axis("off")
-    axes.ravel()[0].legend(fontsize=8)
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=min(8, len(labels)),
+               fontsize=11)
     return png(fig)
 
 
@@ -231,8 +240,18 @@ def write_report(results: list[dict], raw: pd.DataFrame, effects: pd.DataFrame,
     desc = {r["scenario"]: (r["description"], r["levers"]) for r in results}
     scen_list = "".join(
         f"<li><b>{html.escape(s)}</b>: {html.escape(desc[s][0])}"
-        + (f"<br><small>{html.escape('; '.join(desc[s][1]))}</small>" if desc[s][1] else "")
+        + (f"<details><summary><small>technical settings</small></summary><small>"
+           f"{html.escape('; '.join(desc[s][1]))}</small></details>" if desc[s][1] else "")
         + "</li>" for s in scenarios)
+    share = base.city.n_families / 60_000
+    scaling = ("" if base.city.preset == "helsinki" else
+               f"<p>Budgets and building volumes in the scenario files are for the whole of "
+               f"Helsinki (about 60,000 families with children). This smaller city has "
+               f"{share:.1%} of that, so the levers spend and build {share:.1%} of the "
+               f"stated amounts; the costs below are this city's.</p>")
+    few = ("" if opts["replicates"] >= 8 else
+           f"<p><b>Only {opts['replicates']} replicates were run: intervals are wide and "
+           f"rough. Use at least 8 for results to show.</b></p>")
     body = f"""
 <h1>School segregation under {len(scenarios) - 1} policy scenario(s)</h1>
 <p>This report compares what the simulation expects to happen in a Helsinki-like city
@@ -243,12 +262,14 @@ random events (the same families arriving, the same chance events), so differenc
 the policy and not from luck. A change is shown with a 95% interval: if the interval does not
 include zero the scenario made a clear difference; otherwise the simulation cannot tell the
 scenario from the baseline.</p>
-<h2>The scenarios</h2><ul>{scen_list}</ul>
+<h2>The scenarios</h2><ul>{scen_list}</ul>{scaling}
 <h2>Summary of effects</h2>
 <p>Each cell: the average change compared with the baseline, and in brackets the range that
 holds the true average change with 95% confidence. Theil's H measures segregation from 0
 (every school or area has the city's mix) to 1 (groups fully separated). Green: a clear change
-in the direction the city wants; red: a clear change the other way.</p>
+in the direction the city wants; red: a clear change the other way. With many indicators,
+scenarios and years, an occasional green or red cell can be chance: trust changes that
+persist across both horizons and agree with the time series below.</p>{few}
 {summary_table(effects, raw, hs)}
 <h2>How the indicators develop</h2>
 <p>Lines are averages over the simulated replicates; shaded bands hold 90% of them.</p>

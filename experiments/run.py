@@ -25,12 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from sim.config import as_dict, validate
-
-
-def _cleanup(run_dir: Path) -> None:
-    """Remove the run directory Hydra created if nothing was written to it."""
-    if run_dir.is_dir() and not any(run_dir.iterdir()):
-        run_dir.rmdir()
+from sim.outputs import remove_if_empty
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -40,14 +35,16 @@ def main(dcfg: DictConfig) -> None:
     try:
         cfg = validate(dcfg)
     except ValueError as exc:
-        _cleanup(run_dir)
+        remove_if_empty(run_dir)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     from sim.outputs import is_complete, write_run
 
     if is_complete(run_dir):
         done = json.loads((run_dir / "summary.json").read_text())["config"]
-        if done != as_dict(cfg):
+        now = as_dict(cfg)
+        done.pop("output", None), now.pop("output", None)  # how it is shown does not matter
+        if done != now:
             print(f"error: {run_dir} already holds a finished run with another config; "
                   "choose another hydra.run.dir", file=sys.stderr)
             sys.exit(2)

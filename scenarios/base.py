@@ -21,7 +21,9 @@ areas); ``"municipal"`` (city-run units: every school, daycares that are not pri
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
+from numbers import Real
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -30,6 +32,11 @@ if TYPE_CHECKING:
     from sim.model import SegregationModel
 
 LEVERS: dict[str, type[Lever]] = {}
+
+
+def is_real(value: Any) -> bool:
+    """True for a finite real number (not a bool): the check behind numeric lever arguments."""
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def register(name: str) -> Callable[[type[Lever]], type[Lever]]:

@@ -47,12 +47,11 @@ after the horizon). The cost of a programme assumed to have no effect is
 from __future__ import annotations
 
 import math
-from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scenarios.base import Lever, register
+from scenarios.base import Lever, is_real, register
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
@@ -60,9 +59,6 @@ if TYPE_CHECKING:
 UNITS = ("both", "schools", "daycares")
 STREAM = "lever_engagement"
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @register("engagement")
@@ -100,11 +96,11 @@ class Engagement(Lever):
         super().__init__(start_year, end_year, target)
         for key, value in (("coverage", coverage), ("optout_reduction", optout_reduction),
                            ("info_gain", info_gain), ("decay", decay)):
-            if not _is_number(value) or not 0.0 <= value <= 1.0:
+            if not is_real(value) or not 0.0 <= value <= 1.0:
                 self.fail(key, value, "a number in [0, 1]")
         for key, value in (("trust_gain", trust_gain), ("ramp_years", ramp_years),
                            ("cost_per_unit_eur", cost_per_unit_eur)):
-            if not _is_number(value) or value < 0:
+            if not is_real(value) or value < 0:
                 self.fail(key, value, "a number >= 0")
         if units not in UNITS:
             self.fail("units", units, f"one of {list(UNITS)}")

@@ -60,12 +60,11 @@ qualify); pass a list of municipal daycare ids to exclude them.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scenarios.base import Lever, register
+from scenarios.base import Lever, is_real, register
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
@@ -267,7 +266,7 @@ class TPFunding(Lever):
                  base_cost_per_pupil_eur: float = 10000.0, reference_families: int = 60000,
                  start_year: int = 1, end_year: int | None = None, target: Any = "all") -> None:
         super().__init__(start_year, end_year, target)
-        if not _is_real(budget_eur) or budget_eur < 0:
+        if not is_real(budget_eur) or budget_eur < 0:
             self.fail("budget_eur", budget_eur, "a finite number of euros >= 0")
         if kind not in KINDS:
             self.fail("kind", kind, f"one of {list(KINDS)}")
@@ -284,17 +283,17 @@ class TPFunding(Lever):
                           f"non-negative numbers with a positive sum, in the order "
                           f"{', '.join(INDICATORS[variant])}")
             weights = [float(w) for w in weights]
-        if not _is_real(threshold):
+        if not is_real(threshold):
             self.fail("threshold", threshold, "a finite number (index values are mostly 0..1)")
         if allocation not in ALLOCATIONS:
             self.fail("allocation", allocation, f"one of {list(ALLOCATIONS)}")
         if isinstance(update_interval, bool) or not isinstance(update_interval, int) \
                 or update_interval < 1:
             self.fail("update_interval", update_interval, "an integer >= 1 (years)")
-        if buffer_max_change is not None and (not _is_real(buffer_max_change)
+        if buffer_max_change is not None and (not is_real(buffer_max_change)
                                               or not 0 < buffer_max_change <= 1):
             self.fail("buffer_max_change", buffer_max_change, "None or a share in (0, 1]")
-        if not _is_real(base_cost_per_pupil_eur) or base_cost_per_pupil_eur <= 0:
+        if not is_real(base_cost_per_pupil_eur) or base_cost_per_pupil_eur <= 0:
             self.fail("base_cost_per_pupil_eur", base_cost_per_pupil_eur, "a number > 0")
         if isinstance(reference_families, bool) or not isinstance(reference_families, int) \
                 or reference_families < 1:
@@ -396,9 +395,6 @@ def _fit(arr: np.ndarray, n: int) -> np.ndarray:
     """``arr`` padded with zeros to length ``n`` (units can be added during a run)."""
     return arr if len(arr) == n else np.concatenate([arr, np.zeros(n - len(arr))])
 
-
-def _is_real(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _write_units(model: SegregationModel, kind: str) -> None:

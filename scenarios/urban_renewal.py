@@ -42,19 +42,16 @@ nothing and books nothing: all metrics are bit-identical to the baseline.
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scenarios.base import Lever, register
+from scenarios.base import Lever, is_real, register
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _round(x: float) -> int:
@@ -125,17 +122,17 @@ class UrbanRenewal(Lever):
                            ("amenity_gain", amenity_gain), ("price_gain", price_gain),
                            ("cost_per_dwelling_eur", cost_per_dwelling_eur),
                            ("amenity_cost_eur", amenity_cost_eur)):
-            if not _is_number(value) or value < 0:
+            if not is_real(value) or value < 0:
                 self.fail(key, value, "a number >= 0")
         if (not isinstance(construction_years, Integral) or isinstance(construction_years, bool)
                 or construction_years < 1):
             self.fail("construction_years", construction_years, "an integer >= 1")
-        if not _is_number(reference_families) or reference_families <= 0:
+        if not is_real(reference_families) or reference_families <= 0:
             self.fail("reference_families", reference_families, "a number > 0")
         mix = list(tenure_mix) if isinstance(tenure_mix, list | tuple) else None
         if mix is None or len(mix) != 3:
             self.fail("tenure_mix", tenure_mix, "3 shares (social, private, owner-occupied)")
-        if not all(_is_number(x) and x >= 0 for x in mix) or abs(sum(mix) - 1.0) > 1e-6:
+        if not all(is_real(x) and x >= 0 for x in mix) or abs(sum(mix) - 1.0) > 1e-6:
             self.fail("tenure_mix", tenure_mix, "non-negative shares that sum to 1")
         self.districts = districts
         self.dwellings_per_year = dwellings_per_year

@@ -125,11 +125,14 @@ class YearRecorder:
         self.fam_band = np.bincount(band[a], minlength=3).astype(float)
         self.fam_ses = np.bincount(f.ses[a], minlength=3).astype(float)
 
-    def book_intake(self, lev: int, kids: np.ndarray, local: np.ndarray, got: np.ndarray,
+    def book_intake(self, lev: int, kids: np.ndarray, is_local: np.ndarray, got: np.ndarray,
                     n_s: int) -> None:
-        """Entrants at grade 1 (lev 0) or 7 (lev 1) and whether they got the local school."""
+        """Book entrants at grade 1 (lev 0) or 7 (lev 1) and the school each got.
+
+        ``is_local``: the school is their catchment's or, in a shared catchment, the one that
+        admission gave them.
+        """
         m = self.m
-        is_local = got == local
         ren = m.renewal_cell[m.families.cell[m.children.family[kids]]]
         self.intake[lev] = [len(kids), is_local.sum(), ren.sum(), (is_local & ren).sum()]
         self.intake_school[0] += np.bincount(got, minlength=n_s)

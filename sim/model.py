@@ -632,16 +632,20 @@ class SegregationModel(mesa.Model):
             sch.capacity += added
             self.recorder.flows["capacity_added"] += int(added.sum())
             ch.school[app] = got // 2
-            self.recorder.book_intake(lev, app[entry], nominal[entry], got[entry] // 2, n_s)
+            got_s = got[entry] // 2
+            is_local = (got_s == nominal[entry]) | (got_s == local[entry])
+            self.recorder.book_intake(lev, app[entry], is_local, got_s, n_s)
 
     def _shared_admission(self, lev: int, app: np.ndarray, local: np.ndarray, ses: np.ndarray,
                           lottery: np.ndarray) -> np.ndarray:
         """Controlled choice in shared catchments: balance status across the group's schools.
 
         Applicants living in a shared catchment are taken in lottery order; each gets, as
-        its guaranteed school, the group's open school where its status class is least
-        represented so far (continuing pupils plus this intake), ties to the school with
-        most free seats. Returns the updated guaranteed (local) school per applicant.
+        its guaranteed school, the group's open school with a free seat where its status
+        class is least represented so far (continuing pupils plus this intake), ties to the
+        school with most free seats; when every school of the group is full, the least
+        represented one (the guarantee then adds a temporary place). Returns the updated
+        guaranteed (local) school per applicant.
         """
         grp = self.shared_cell[lev, self.families.cell[self.children.family[app]]]
         if not (grp >= 0).any():
@@ -657,7 +661,8 @@ class SegregationModel(mesa.Model):
             members = members[sch.open[members]]
             tot = np.maximum(cnt[members].sum(1), 1.0)
             share = cnt[members, ses[j]] / tot
-            best = members[np.lexsort((-seats[members], share))[0]]
+            full = seats[members] <= 0
+            best = members[np.lexsort((-seats[members], share, full & ~full.all()))[0]]
             local[j] = best
             cnt[best, ses[j]] += 1
             seats[best] -= 1

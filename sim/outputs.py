@@ -83,6 +83,13 @@ def versions() -> dict[str, str]:
     return out
 
 
+def remove_if_empty(run_dir: Path) -> None:
+    """Remove a run directory that nothing was written to (after an input error)."""
+    run_dir = Path(run_dir)
+    if run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()
+
+
 def is_complete(run_dir: Path) -> bool:
     """True if ``run_dir`` holds a finished run (``summary.json`` is written last)."""
     return (Path(run_dir) / "summary.json").exists()
