@@ -39,7 +39,7 @@ class CityConfig:
     width: int = 44  # cells east-west; assumption (250 m cells, about 11 km)
     height: int = 36  # cells north-south; assumption
     cell_size_m: float = 250.0  # assumption
-    n_families: int = 3000  # small preset: first run in about a minute; assumption
+    n_families: int = 3000  # small preset: a first run in seconds; assumption
     dwellings_per_family: float = 1.06  # family-dwelling stock / families: ~6% vacancy; assumption
     n_districts: int = 20  # assumption (Helsinki has 34 major districts, far more sub-districts)
     n_renewal_areas: int = 4  # Kaikkien koulu: four urban-renewal areas (seed document)

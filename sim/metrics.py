@@ -11,9 +11,10 @@ builds two tables and one row of metrics from the *same* count matrices:
 * ``metrics``: the indices of ``sim.indices`` over those counts, plus flows and rates.
 
 So every index in ``metrics.parquet`` can be recomputed from ``areas.parquet`` and
-``units.parquet`` (``tests/test_outputs.py`` does so). Status indices contrast the low class
-(group 0) with the high class (exposure of low to high); language indices contrast
-foreign-language (group 1) with native. Metrics go through Mesa's ``DataCollector``.
+``units.parquet`` (``tests/test_outputs.py`` does so). Status D and isolation contrast the
+low class (group 0) with the rest, exposure is of low to high status, H uses all three
+classes; language indices contrast foreign-language (group 1) with native. Metrics go
+through Mesa's ``DataCollector``.
 """
 
 from __future__ import annotations
