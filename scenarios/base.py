@@ -145,9 +145,33 @@ class Lever:
         return {"lever": self.lever_name,
                 **{k: getattr(self, k) for k in params if k != "self" and hasattr(self, k)}}
 
+    def results(self) -> dict[str, Any]:
+        """What the lever did, for the run's ``summary.json``.
+
+        Every public attribute that is not a constructor argument: spending, allocations,
+        redraw statistics, reached units...
+        """
+        args = set(self.spec())
+        return {"lever": self.lever_name,
+                **{k: _plain(v) for k, v in vars(self).items()
+                   if not k.startswith("_") and k not in args}}
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.spec().items() if k != "lever")
         return f"{type(self).__name__}({args})"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-ready Python (numpy arrays and scalars, nested dicts and lists)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
 
 
 def build_levers(specs: list[dict] | None, scenario: str = "scenario") -> list[Lever]:

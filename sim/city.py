@@ -11,6 +11,11 @@ and the sea lies to the south. Layout, following the seed document's picture of 
   Malmi, Mellunkyla and Meri-Rastila) with a high social-rental share, lower prices and amenity;
 * districts, schools and daycares placed by weighted k-means (schools by dwellings), and each
   school's catchment the set of cells nearest to it (a Voronoi partition).
+
+The numeric shape constants below (coast wave and peninsula, density, tenure, price and
+amenity gradients, the middle ring for renewal districts) are assumptions chosen to give
+Helsinki's broad pattern; the calibrated shares (tenure, renewal social rental, foreign
+share) come from ``CityConfig``.
 """
 
 from __future__ import annotations

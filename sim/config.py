@@ -102,7 +102,9 @@ class DemographyConfig:
 class PreferenceConfig:
     """Residential preferences (conditional logit), per ses class unless noted."""
 
-    n_candidates: int = 12  # sampled vacancies per mover; Sage & Flache 2021 use 8
+    # Sampled vacancies per mover; Sage & Flache 2021 use 8, more here because tenure and
+    # price rule many out (assumption).
+    n_candidates: int = 12
     x0: float = 0.5  # preferred own-group share; Sage & Flache 2021 / Dignum et al. 2022
     m_homog: float = 0.6  # satisfaction left at full homogeneity (M); assumption
     local_weight: float = 0.5  # b: weight of district vs own-cell composition; Dignum et al. 2022
@@ -112,7 +114,8 @@ class PreferenceConfig:
     w_amenity: list[float] = field(default_factory=lambda: [0.4, 0.6, 1.0])  # assumption
     w_afford: float = 8.0  # logit per unit of cost above budget; assumption
     budget: list[float] = field(default_factory=lambda: [0.45, 0.72, 1.05])  # assumption
-    tenure_cost: list[float] = field(default_factory=lambda: [0.35, 0.8, 1.0])  # by tenure
+    # Housing cost relative to the cell's price level, by tenure; assumption
+    tenure_cost: list[float] = field(default_factory=lambda: [0.35, 0.8, 1.0])
     tenure_taste: list[list[float]] = field(  # ses x tenure; assumption (owners: detached suburbs)
         default_factory=lambda: [[0.8, 0.3, 0.0], [0.0, 0.2, 0.6], [-1.5, 0.0, 1.0]]
     )
@@ -126,12 +129,15 @@ class MobilityConfig:
     """Whether a family considers moving within the city (logistic)."""
 
     base_logit: float = -2.4  # assumption, calibrated to ~8% yearly moves
-    age_band: list[float] = field(default_factory=lambda: [0.6, -0.5, -0.9])  # 80% pre-school
-    tenure: list[float] = field(default_factory=lambda: [0.0, 0.4, -0.9])  # owners move less
-    ses: list[float] = field(default_factory=lambda: [0.4, 0.0, -0.1])  # low income move most
+    # Logit shifts; signs from kaupunkitieto.hel.fi (first_moves_before_school_age_share=0.8,
+    # within_city_moves_income in targets.csv: low-income and renters move most), sizes are
+    # assumptions. By youngest child's age band (0-6, 7-12, 13-15), tenure, status:
+    age_band: list[float] = field(default_factory=lambda: [0.6, -0.5, -0.9])
+    tenure: list[float] = field(default_factory=lambda: [0.0, 0.4, -0.9])
+    ses: list[float] = field(default_factory=lambda: [0.4, 0.0, -0.1])
     dissatisfaction: float = 1.2  # assumption
     crowding: float = 0.8  # per child over dwelling space; assumption
-    space: list[float] = field(default_factory=lambda: [2.0, 1.5, 3.0])  # child places by tenure
+    space: list[float] = field(default_factory=lambda: [2.0, 1.5, 3.0])  # by tenure; assumption
 
 
 @dataclass
@@ -168,7 +174,9 @@ class SchoolConfig:
     max_km: float = 5.0  # schools considered within this distance; assumption
     w_reputation: list[float] = field(default_factory=lambda: [0.3, 1.0, 2.0])  # assumption
     w_composition: list[float] = field(default_factory=lambda: [0.2, 0.6, 1.0])  # assumption
-    w_distance: list[float] = field(default_factory=lambda: [1.2, 0.7, 0.5])  # per km; COMPASS
+    # Per km; COMPASS uses a distance-decay with p = 1-2 km (shared/literature.md): the
+    # linear-logit sizes are assumptions, larger for lower status.
+    w_distance: list[float] = field(default_factory=lambda: [1.2, 0.7, 0.5])
     w_emphasis: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])  # assumption
     local_bonus: float = 0.3  # familiarity with the catchment school; assumption
     aptitude_ses_corr: float = 0.4  # aptitude-status correlation; assumption

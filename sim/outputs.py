@@ -127,6 +127,7 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> P
         "git": git_hash(),
         "versions": versions(),
         "levers": [repr(lever) for lever in model.levers],
+        "lever_results": [lever.results() for lever in model.levers],
         "final": {k: (None if pd.isna(v) else float(v)) for k, v in final.items()},
         "config": cfg,
     }
