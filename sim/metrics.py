@@ -122,7 +122,7 @@ class YearRecorder:
         self.move_in += np.bincount(f.cell[slots], minlength=n_c)
         self.moves_band = np.bincount(band[slots], minlength=3).astype(float)
         self.moves_ses = np.bincount(f.ses[slots], minlength=3).astype(float)
-        a = f.active
+        a = f.active & (f.arrived < self.m.year)  # this year's arrivals do not move again
         self.fam_band = np.bincount(band[a], minlength=3).astype(float)
         self.fam_ses = np.bincount(f.ses[a], minlength=3).astype(float)
 
