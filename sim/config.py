@@ -105,6 +105,10 @@ class PreferenceConfig:
     # Sampled vacancies per mover; Sage & Flache 2021 use 8, more here because tenure and
     # price rule many out (assumption).
     n_candidates: int = 12
+    # Families also search near home (most moves are local: kaupunkitieto.hel.fi node/776):
+    # this many draws of a random cell within local_radius_km of home; assumption.
+    n_local_candidates: int = 8
+    local_radius_km: float = 1.0  # assumption
     x0: float = 0.5  # preferred own-group share; Sage & Flache 2021 / Dignum et al. 2022
     m_homog: float = 0.6  # satisfaction left at full homogeneity (M); assumption
     local_weight: float = 0.5  # b: weight of district vs own-cell composition; Dignum et al. 2022
@@ -434,6 +438,8 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
 
     p = f"{b}.preferences"
     c.positive_int(f"{p}.n_candidates", 256)
+    c.real(f"{p}.n_local_candidates", 0, 256)
+    c.real(f"{p}.local_radius_km", 0.0, 50.0, lo_open=True)
     c.real(f"{p}.x0", 0.0, 1.0, lo_open=True)
     if obj.behaviour.preferences.x0 >= 1.0:
         c.fail(f"{p}.x0", obj.behaviour.preferences.x0, "a value in (0, 1)")

@@ -92,6 +92,33 @@ def dwelling_utility(
 
 
 @njit(cache=True)
+def local_candidate(home: int, height: int, radius: int, u: np.ndarray,
+                    vcount: np.ndarray) -> int:
+    """A vacant dwelling slot in a random cell of the square window around ``home``, or -1.
+
+    ``u[0]``, ``u[1]`` pick the cell offset in ``[-radius, radius]``; ``u[2]`` picks one of the
+    cell's vacant dwellings (by tenure, in proportion to their counts ``vcount``). Draws that
+    land outside the grid or on a cell without vacancies give -1.
+    """
+    width = len(vcount) // 3 // height
+    side = 2 * radius + 1
+    x = home // height + int(u[0] * side) - radius
+    y = home % height + int(u[1] * side) - radius
+    if x < 0 or x >= width or y < 0 or y >= height:
+        return -1
+    cell = x * height + y
+    tot = vcount[3 * cell] + vcount[3 * cell + 1] + vcount[3 * cell + 2]
+    if tot == 0:
+        return -1
+    pick = int(u[2] * tot)
+    t = 0
+    while pick >= vcount[3 * cell + t]:
+        pick -= vcount[3 * cell + t]
+        t += 1
+    return 3 * cell + t
+
+
+@njit(cache=True)
 def relocate(
     order: np.ndarray,
     arriving: bool,
@@ -116,37 +143,50 @@ def relocate(
     rep_perceived: np.ndarray,
     pw: np.ndarray,
     tenure_taste: np.ndarray,
+    height: int,
+    radius: int,
     u_cand: np.ndarray,
+    u_local: np.ndarray,
     gumbel: np.ndarray,
 ) -> tuple:
-    """Sequential conditional-logit choice over sampled vacant dwellings.
+    """Sequential conditional-logit choice over a searched set of vacant dwellings.
 
     Families in ``order`` choose one at a time, so later choosers see earlier moves (the
-    vacancy list and composition counts are updated in place). Each samples
-    ``K = u_cand.shape[1]`` vacancies uniformly with replacement (sampling of alternatives:
-    with uniform sampling the logit needs no correction) and picks the best of them and, for
-    families already housed, of staying (with ``stay_bonus``); utility plus Gumbel shock
-    ``gumbel[j, k]`` (column ``K`` is staying).
+    vacancy list, vacancy counts and composition counts are updated in place). A family's
+    search finds ``K = u_cand.shape[1]`` vacancies drawn uniformly from the whole city (with
+    replacement) and, if it has a home, up to ``L = u_local.shape[1]`` more from cells
+    within ``radius`` cells of it (``local_candidate``): families search near home, as most
+    moves are local. It picks the best of what it found and, if housed, of staying (with
+    ``stay_bonus``); utility plus Gumbel shock ``gumbel[j, k]``: columns ``0..K-1`` city-wide
+    candidates, ``K`` staying, ``K+1..K+L`` local candidates. The search is the behavioural
+    rule, so no sampling correction is added.
 
     Args:
         order: Family slots in decision order.
         arriving: True for families arriving from outside (no current home, no stay option).
         stay_bonus: Utility of staying (moving costs).
-        u_cand: Uniforms (len(order), K) that pick the candidate vacancies.
-        gumbel: Gumbel shocks (len(order), K + 1).
+        height: Grid height (cell ``i`` is at ``(i // height, i % height)``).
+        radius: Local search radius in cells.
+        u_cand: Uniforms (len(order), K) that pick the city-wide candidates.
+        u_local: Uniforms (len(order), L, 3) for the local candidates.
+        gumbel: Gumbel shocks (len(order), K + 1 + L).
         Other arrays: see ``dwelling_utility``; ``vac[:n_vac]`` lists vacant dwelling slots.
 
     Returns:
         ``(moved, n_vac)``: bool array over ``order`` (placed/moved) and the new vacancy count.
-
     """
     n_cand = u_cand.shape[1]
+    n_local = u_local.shape[1]
+    vcount = np.zeros(len(cell_district) * 3, dtype=np.int64)
+    for q in range(n_vac):
+        vcount[vac[q]] += 1
     moved = np.zeros(len(order), dtype=np.bool_)
     for j in range(len(order)):
         i = order[j]
         home = fam_cell[i]
         best = NEG_INF
-        best_k = -1
+        best_slot = -1
+        best_idx = -1  # position in vac, or -1 for a local candidate (found by scan)
         if home >= 0:
             slot0 = home * 3 + fam_tenure[i]
             best = stay_bonus + gumbel[j, n_cand] + dwelling_utility(
@@ -155,35 +195,53 @@ def relocate(
                 renewal_cell, school_of_cell, rep_perceived, pw, tenure_taste)
         if n_vac == 0:
             continue
-        for k in range(n_cand):
-            idx = int(u_cand[j, k] * n_vac)
+        for k in range(n_cand + n_local):
+            if k < n_cand:
+                idx = int(u_cand[j, k] * n_vac)
+                slot = vac[idx]
+                col = k
+            else:
+                if home < 0:
+                    break
+                idx = -1
+                slot = local_candidate(home, height, radius, u_local[j, k - n_cand], vcount)
+                col = k + 1
+                if slot < 0:
+                    continue
             v = dwelling_utility(
-                i, vac[idx], True, home, fam_ses, fam_lang, fam_level, arriving, cell_ses,
+                i, slot, True, home, fam_ses, fam_lang, fam_level, arriving, cell_ses,
                 cell_lang, dist_ses, dist_lang, cell_district, cell_xy, price, amenity,
                 renewal_cell, school_of_cell, rep_perceived, pw, tenure_taste)
             if v <= NEG_INF:
                 continue
-            v += gumbel[j, k]
+            v += gumbel[j, col]
             if v > best:
                 best = v
-                best_k = idx
-        if best_k < 0:
+                best_slot = slot
+                best_idx = idx
+        if best_slot < 0:
             continue
-        new_slot = vac[best_k]
-        vac[best_k] = vac[n_vac - 1]
+        if best_idx < 0:
+            best_idx = 0
+            while vac[best_idx] != best_slot:
+                best_idx += 1
+        vac[best_idx] = vac[n_vac - 1]
         n_vac -= 1
+        vcount[best_slot] -= 1
         s = fam_ses[i]
         g = fam_lang[i]
         if home >= 0:
-            vac[n_vac] = home * 3 + fam_tenure[i]
+            old = home * 3 + fam_tenure[i]
+            vac[n_vac] = old
             n_vac += 1
+            vcount[old] += 1
             cell_ses[home, s] -= 1
             cell_lang[home, g] -= 1
             dist_ses[cell_district[home], s] -= 1
             dist_lang[cell_district[home], g] -= 1
-        cell = new_slot // 3
+        cell = best_slot // 3
         fam_cell[i] = cell
-        fam_tenure[i] = new_slot % 3
+        fam_tenure[i] = best_slot % 3
         cell_ses[cell, s] += 1
         cell_lang[cell, g] += 1
         dist_ses[cell_district[cell], s] += 1

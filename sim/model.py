@@ -285,9 +285,11 @@ class SegregationModel(mesa.Model):
         """
         f, p = self.families, self.cfg.behaviour.preferences
         rng = self.streams.get(stream, self.year)
-        k = p.n_candidates
+        k, n_local = p.n_candidates, p.n_local_candidates
         u_cand = rng.random((f.capacity, k))[order]
-        gumbel = rng.gumbel(size=(f.capacity, k + 1))[order]
+        u_local = rng.random((f.capacity, n_local, 3))[order]
+        gumbel = rng.gumbel(size=(f.capacity, k + 1 + n_local))[order]
+        radius = max(1, round(p.local_radius_km / self.city.cell_km))
         self.recount()
         vac = self.vacancies()
         moved, _ = self.k.relocate(
@@ -296,7 +298,8 @@ class SegregationModel(mesa.Model):
             self.dist_lang, self.city.district, self.city.xy, self.city.price,
             self.city.amenity, self.renewal_cell, self.school_of_cell,
             self.schools.rep_perceived, self.dwelling_params(),
-            np.asarray(p.tenure_taste, dtype=np.float64), u_cand, gumbel,
+            np.asarray(p.tenure_taste, dtype=np.float64), self.city.height, radius, u_cand,
+            u_local, gumbel,
         )
         return moved
 

@@ -62,49 +62,80 @@ def dwelling_utility(i, slot, moving_in, home, fam_ses, fam_lang, fam_level, arr
     return u
 
 
+def local_candidate(home, height, radius, u, vcount):
+    """A vacant dwelling near ``home`` or -1; mirrors ``kernels.local_candidate``."""
+    width = len(vcount) // 3 // height
+    side = 2 * radius + 1
+    x = home // height + int(u[0] * side) - radius
+    y = home % height + int(u[1] * side) - radius
+    if not (0 <= x < width and 0 <= y < height):
+        return -1
+    cell = x * height + y
+    counts = [int(vcount[3 * cell + t]) for t in range(3)]
+    pick = int(u[2] * sum(counts))
+    for t, c in enumerate(counts):
+        if pick < c:
+            return 3 * cell + t
+        pick -= c
+    return -1
+
+
 def relocate(order, arriving, stay_bonus, fam_ses, fam_lang, fam_level, fam_cell, fam_tenure,
              vac, n_vac, cell_ses, cell_lang, dist_ses, dist_lang, cell_district, cell_xy,
              price, amenity, renewal_cell, school_of_cell, rep_perceived, pw, tenure_taste,
-             u_cand, gumbel):
+             height, radius, u_cand, u_local, gumbel):
     """Sequential conditional-logit relocation; mirrors ``kernels.relocate``."""
     env = (cell_ses, cell_lang, dist_ses, dist_lang, cell_district, cell_xy, price, amenity,
            renewal_cell, school_of_cell, rep_perceived, pw, tenure_taste)
     vacancies = list(vac[:n_vac])
+    vcount = np.bincount(np.asarray(vacancies, dtype=np.int64), minlength=3 * len(cell_district))
     n_cand = u_cand.shape[1]
     moved = np.zeros(len(order), dtype=bool)
     for j, i in enumerate(order):
         home = int(fam_cell[i])
-        options = []  # (utility, index into vacancies or None for staying)
+        options = []  # (utility, slot, position in the list or -1), kernel order; first max wins
         if home >= 0:
             u0 = dwelling_utility(i, home * 3 + fam_tenure[i], False, -1, fam_ses, fam_lang,
                                   fam_level, arriving, *env)
-            options.append((stay_bonus + gumbel[j, n_cand] + u0, None))
+            options.append((stay_bonus + gumbel[j, n_cand] + u0, None, -1))
         if not vacancies:
             continue
+        found = []  # (slot, Gumbel column, position in the list; -1: found by local search)
         for k in range(n_cand):
-            idx = int(u_cand[j, k] * len(vacancies))
-            v = dwelling_utility(i, vacancies[idx], True, home, fam_ses, fam_lang, fam_level,
-                                 arriving, *env)
+            pos = int(u_cand[j, k] * len(vacancies))
+            found.append((vacancies[pos], k, pos))
+        if home >= 0:
+            for m in range(u_local.shape[1]):
+                slot = local_candidate(home, height, radius, u_local[j, m], vcount)
+                if slot >= 0:
+                    found.append((slot, n_cand + 1 + m, -1))
+        for slot, col, pos in found:
+            v = dwelling_utility(i, slot, True, home, fam_ses, fam_lang, fam_level, arriving,
+                                 *env)
             if v > NEG_INF:
-                options.append((v + gumbel[j, k], idx))
-        best_u, best_idx = NEG_INF, None
-        for u, idx in options:  # first maximum wins, as in the kernel
+                options.append((v + gumbel[j, col], slot, pos))
+        best_u, best_slot, pos = NEG_INF, None, -1
+        for u, slot, p in options:
             if u > best_u:
-                best_u, best_idx = u, idx
-        if best_idx is None:
+                best_u, best_slot, pos = u, slot, p
+        if best_slot is None:
             continue
-        new_slot = vacancies[best_idx]
-        vacancies[best_idx] = vacancies[-1]
+        if pos < 0:  # a local find: the first listed vacancy of that slot, as the kernel
+            pos = vacancies.index(best_slot)
+        vacancies[pos] = vacancies[-1]
         vacancies.pop()
+        vcount[best_slot] -= 1
         s, g = fam_ses[i], fam_lang[i]
         if home >= 0:
-            vacancies.append(home * 3 + fam_tenure[i])
+            old = home * 3 + fam_tenure[i]
+            vacancies.append(old)
+            vcount[old] += 1
             for arr, grp in ((cell_ses, s), (cell_lang, g)):
                 arr[home, grp] -= 1
             dist_ses[cell_district[home], s] -= 1
             dist_lang[cell_district[home], g] -= 1
-        cell = new_slot // 3
-        fam_cell[i], fam_tenure[i] = cell, new_slot % 3
+        cell = best_slot // 3
+        fam_cell[i], fam_tenure[i] = cell, best_slot % 3
         cell_ses[cell, s] += 1
         cell_lang[cell, g] += 1
         dist_ses[cell_district[cell], s] += 1

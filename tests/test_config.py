@@ -43,6 +43,10 @@ VALIDATE_CASES = [
     case("city.preset=foo", "city.preset='foo'", "one of ['small', 'helsinki']"),
     case("seed=-1", "seed=-1", "a non-negative integer"),
     case("city.seed=-2", "city.seed=-2", "a non-negative integer"),
+    case("behaviour.preferences.n_local_candidates=-1",
+         "behaviour.preferences.n_local_candidates=-1", "values in [0, 256]"),
+    case("behaviour.preferences.local_radius_km=0", "behaviour.preferences.local_radius_km=0.0",
+         "values in (0.0, 50.0]"),
     case("years=0", "years=0", "an integer in [1, 500]"),
     case("years=501", "years=501", "an integer in [1, 500]"),
     # ----------------------------------------------------------------- city integers

@@ -28,7 +28,7 @@ def model() -> SegregationModel:
     return m
 
 
-def relocation_inputs(m: SegregationModel, seed: int, n_movers: int, k: int):
+def relocation_inputs(m: SegregationModel, seed: int, n_movers: int, k: int, n_local: int = 6):
     rng = np.random.default_rng(seed)
     f = m.families
     order = rng.permutation(np.flatnonzero(f.active))[:n_movers]
@@ -36,7 +36,8 @@ def relocation_inputs(m: SegregationModel, seed: int, n_movers: int, k: int):
     vac = m.vacancies()
     return dict(
         order=order, fam_level=m.family_level(), vac=vac, n_vac=len(vac),
-        u_cand=rng.random((len(order), k)), gumbel=rng.gumbel(size=(len(order), k + 1)),
+        u_cand=rng.random((len(order), k)), u_local=rng.random((len(order), n_local, 3)),
+        gumbel=rng.gumbel(size=(len(order), k + 1 + n_local)),
     )
 
 
@@ -50,16 +51,17 @@ def run_relocate(mod, m: SegregationModel, inp: dict, arriving: bool):
         inp["order"], arriving, p.stay_bonus, f.ses, f.lang, inp["fam_level"], cell, tenure,
         vac, inp["n_vac"], *counts, m.city.district, m.city.xy, m.city.price, m.city.amenity,
         m.renewal_cell, m.school_of_cell, m.schools.rep_perceived, m.dwelling_params(),
-        np.asarray(p.tenure_taste, dtype=float), inp["u_cand"], inp["gumbel"],
+        np.asarray(p.tenure_taste, dtype=float), m.city.height, 3, inp["u_cand"],
+        inp["u_local"], inp["gumbel"],
     )
     return moved, n_vac, cell, tenure, vac[:n_vac], counts
 
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10**6), n=st.integers(1, 120), k=st.integers(1, 16),
-       arriving=st.booleans())
-def test_relocation_kernel_matches_reference(model, seed, n, k, arriving) -> None:
-    inp = relocation_inputs(model, seed, n, k)
+       n_local=st.integers(0, 10), arriving=st.booleans())
+def test_relocation_kernel_matches_reference(model, seed, n, k, n_local, arriving) -> None:
+    inp = relocation_inputs(model, seed, n, k, n_local)
     got = run_relocate(kernels, model, inp, arriving)
     want = run_relocate(reference, model, inp, arriving)
     np.testing.assert_array_equal(got[0], want[0])
@@ -199,3 +201,18 @@ def test_whole_model_on_reference_rules_is_identical() -> None:
     for attr in ("school", "daycare", "outcome"):
         np.testing.assert_array_equal(getattr(fast.children, attr), getattr(slow.children, attr))
     assert fast.recorder.metrics_frame().equals(slow.recorder.metrics_frame())
+
+
+def test_local_search_finds_vacancies_near_home(model) -> None:
+    vcount = np.zeros(model.city.n_cells * 3, dtype=np.int64)
+    h = model.city.height
+    home = 5 * h + 5
+    near, far = 6 * h + 4, 15 * h + 12
+    vcount[3 * near + 2] = 2
+    vcount[3 * far + 1] = 5
+    found = set()
+    for u in np.random.default_rng(0).random((400, 3)):
+        slot = kernels.local_candidate(home, h, 2, u, vcount)
+        assert slot == reference.local_candidate(home, h, 2, u, vcount)
+        found.add(slot)
+    assert found == {-1, 3 * near + 2}  # the far vacancy is outside the 2-cell window
