@@ -216,3 +216,46 @@ def test_local_search_finds_vacancies_near_home(model) -> None:
         assert slot == reference.local_candidate(home, h, 2, u, vcount)
         found.add(slot)
     assert found == {-1, 3 * near + 2}  # the far vacancy is outside the 2-cell window
+
+
+class Spy:
+    """Kernel module wrapper that records the arguments of the school-choice kernels."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.relocate, self.daycare_choice = kernels.relocate, kernels.daycare_choice
+
+    def rank_programmes(self, *args):
+        out = kernels.rank_programmes(*args)
+        self.calls.append(("rank", args, out))
+        return out
+
+    def deferred_acceptance(self, prefs, prio, capacity):
+        out = kernels.deferred_acceptance(prefs, prio, capacity)
+        self.calls.append(("da", (prefs, prio, capacity), out))
+        return out
+
+
+def test_admission_gives_catchment_children_priority_at_their_school() -> None:
+    spy = Spy()
+    model = SegregationModel(tiny_config("seed=8", "years=3",
+                                         "behaviour.school.look_prob=[0.9,0.9,0.9]"),
+                             kernels=spy)
+    model.run()
+    ranks = [c for c in spy.calls if c[0] == "rank"]
+    das = [c for c in spy.calls if c[0] == "da"]
+    checked = 0
+    for (_, rargs, prefs), (_, (prefs2, prio, _), _) in zip(ranks, das, strict=True):
+        np.testing.assert_array_equal(prefs, prefs2)
+        local = rargs[4]
+        listed = prefs >= 0
+        general = listed & (prefs % 2 == 0)
+        own = general & (prefs // 2 == local[:, None])
+        # Catchment children rank first at their school's general class (2 + lottery);
+        # others have a lottery number in [0, 1).
+        assert (prio[own] >= 2).all() and (prio[general & ~own] < 1).all()
+        # The catchment general class closes every list (the guaranteed place).
+        np.testing.assert_array_equal(prefs[np.arange(len(prefs)), listed.sum(1) - 1],
+                                      2 * local)
+        checked += own.sum()
+    assert checked > 0
