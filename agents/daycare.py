@@ -37,4 +37,4 @@ class Daycare(FixedAgent):
     @property
     def enrolment(self) -> int:
         """Children enrolled."""
-        return int((self.model.children.daycare == self.index).sum())
+        return int(self.model.enrolment("daycare")[self.index])

@@ -34,7 +34,7 @@ class School(FixedAgent):
     @property
     def enrolment(self) -> int:
         """Pupils enrolled."""
-        return int((self.model.children.school == self.index).sum())
+        return int(self.model.enrolment("school")[self.index])
 
     @property
     def reputation(self) -> float:

@@ -93,8 +93,7 @@ def _enrolment(model: SegregationModel, kind: str) -> tuple[np.ndarray, np.ndarr
 
 def enrolled_counts(model: SegregationModel, kind: str = "school") -> np.ndarray:
     """Number of enrolled children per school or daycare."""
-    _, unit = _enrolment(model, kind)
-    return np.bincount(unit, minlength=len(_units(model, kind).cell))
+    return model.enrolment(kind)
 
 
 def _check_weights(weights: Any, variant: str) -> np.ndarray:

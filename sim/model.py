@@ -207,6 +207,18 @@ class SegregationModel(mesa.Model):
         ch = self.children
         return np.bincount(ch.family[ch.active], minlength=self.families.capacity)
 
+    def enrolment(self, kind: str = "school") -> np.ndarray:
+        """Children enrolled per school (``kind="school"``) or per daycare."""
+        unit = self.children.school if kind == "school" else self.children.daycare
+        n = len(self.schools.cell if kind == "school" else self.daycares.cell)
+        return np.bincount(unit[unit >= 0], minlength=n)
+
+    def background(self, fam: np.ndarray) -> np.ndarray:
+        """Family-background term of achievement (school years) for family slots ``fam``."""
+        o = self.cfg.behaviour.outcomes
+        f = self.families
+        return np.asarray(o.ses_effect)[f.ses[fam]] + o.foreign_effect * f.lang[fam]
+
     def youngest(self) -> np.ndarray:
         """Age of the youngest child per family slot (99 if none)."""
         ch = self.children
@@ -352,13 +364,12 @@ class SegregationModel(mesa.Model):
         starts at the family-background level.
         """
         ch, f = self.children, self.families
-        o = self.cfg.behaviour.outcomes
         slots = ch.alloc(len(fam))
         ch.family[slots], ch.age[slots] = fam, ages
         rho = self.cfg.behaviour.school.aptitude_ses_corr
         z = (f.ses[fam] - 1) / 0.8  # status class standardised (sd of 0/1/2 is about 0.8)
         ch.aptitude[slots] = rho * z + np.sqrt(1 - rho**2) * ndtri(u_apt)
-        ch.outcome[slots] = np.asarray(o.ses_effect)[f.ses[fam]] + o.foreign_effect * f.lang[fam]
+        ch.outcome[slots] = self.background(fam)
 
     def _remove_families(self, slots: np.ndarray) -> None:
         """Remove families (and their children) from the city."""
@@ -428,10 +439,9 @@ class SegregationModel(mesa.Model):
 
     def _init_reputation_from_catchments(self) -> None:
         """Before any pupil is enrolled, reputations reflect the catchments' residents."""
-        f, o = self.families, self.cfg.behaviour.outcomes
-        r = self.cfg.behaviour.reputation
+        f, r = self.families, self.cfg.behaviour.reputation
         a = f.active & (f.cell >= 0)
-        bg = np.asarray(o.ses_effect)[f.ses[a]] + o.foreign_effect * f.lang[a]
+        bg = self.background(np.flatnonzero(a))
         n_s = len(self.schools.cell)
         for lev in (LOWER, UPPER):
             sch = self.school_of_cell[lev, f.cell[a]]
@@ -569,8 +579,7 @@ class SegregationModel(mesa.Model):
         ch.ecec &= age_ok
         seeking = np.flatnonzero(ch.ecec & (ch.daycare < 0))
         seeking = seeking[np.argsort(prio[seeking], kind="stable")]
-        enrolled_n = np.bincount(ch.daycare[ch.daycare >= 0], minlength=len(dcs.cell))
-        seats = (dcs.capacity - enrolled_n).astype(np.int64)
+        seats = (dcs.capacity - self.enrolment("daycare")).astype(np.int64)
         m = self.near_daycare.shape[1]
         gumbel = rng.gumbel(size=(ch.capacity, m))[seeking]
         fam = ch.family[seeking]
@@ -593,8 +602,7 @@ class SegregationModel(mesa.Model):
         key = self.streams.key("school_choice_shocks", self.year)
         n_s = len(sch.cell)
         # Temporary places last only while pupils occupy them.
-        enrolled = np.bincount(ch.school[ch.school >= 0], minlength=n_s)
-        sch.capacity = np.maximum(sch.design_capacity, enrolled)
+        sch.capacity = np.maximum(sch.design_capacity, self.enrolment())
         for lev, (lo, hi) in enumerate(LEVEL_AGES):
             app = np.flatnonzero(ch.active & (ch.age >= lo) & (ch.age <= hi) & (ch.school < 0))
             fam = ch.family[app]
@@ -673,9 +681,8 @@ class SegregationModel(mesa.Model):
 
     def _programme_seats(self, lev: int) -> np.ndarray:
         """Free seats per programme (general, emphasised) of this level's open schools."""
-        sch, ch = self.schools, self.children
-        enrolled = np.bincount(ch.school[ch.school >= 0], minlength=len(sch.cell))
-        free = np.maximum(sch.capacity - enrolled, 0)
+        sch = self.schools
+        free = np.maximum(sch.capacity - self.enrolment(), 0)
         intake = sch.capacity / (LEVEL_AGES[lev][1] - LEVEL_AGES[lev][0] + 1)
         emph = np.where(sch.emphasis, np.round(self.cfg.city.emphasis_seat_share * intake), 0)
         emph = np.minimum(emph, free).astype(np.int64)
@@ -702,7 +709,7 @@ class SegregationModel(mesa.Model):
         p = np.flatnonzero(ch.school >= 0)
         s = ch.school[p]
         fam = ch.family[p]
-        bg = np.asarray(o.ses_effect)[f.ses[fam]] + o.foreign_effect * f.lang[fam]
+        bg = self.background(fam)
         n = np.maximum(np.bincount(s, minlength=n_s), 1)
         peer = np.bincount(s, weights=bg, minlength=n_s) / n
         low = np.bincount(s, weights=(f.ses[fam] == 0), minlength=n_s) / n
@@ -735,8 +742,7 @@ class SegregationModel(mesa.Model):
         keep = 0.0 if initial else r.inertia
         comp_s = self._composition_index(ch.school, len(sch.cell))
         comp_d = self._composition_index(ch.daycare, len(dcs.cell))
-        has_s = np.bincount(ch.school[ch.school >= 0], minlength=len(sch.cell)) > 0
-        has_d = np.bincount(ch.daycare[ch.daycare >= 0], minlength=len(dcs.cell)) > 0
+        has_s, has_d = self.enrolment() > 0, self.enrolment("daycare") > 0
         for lev in (LOWER, UPPER):
             sel = sch.level == lev
             out = relative(sch.mean_outcome[sel], r.outcome_scale, has_s[sel])

@@ -46,6 +46,14 @@ def overrides(draw: st.DrawFn) -> list[str]:
     ]
 
 
+def assert_within_capacity(yr: int, what: str, enrolled: np.ndarray,
+                           capacity: np.ndarray) -> None:
+    over = np.flatnonzero(enrolled > capacity)
+    assert len(over) == 0, (
+        f"{yr}: {what} over capacity {over.tolist()}: enrolled {enrolled[over].tolist()} "
+        f"> capacity {capacity[over].tolist()}")
+
+
 def check_invariants(model: SegregationModel, prev_n: int | None = None) -> None:
     """Assert every invariant on the model's current state (after init or a year)."""
     cfg = model.cfg
@@ -66,11 +74,8 @@ def check_invariants(model: SegregationModel, prev_n: int | None = None) -> None
     # Schools: capacity, and enrolment by age and level.
     n_s = len(sch.cell)
     assert ((school >= -1) & (school < n_s)).all(), f"{yr}: bad school index"
-    pupils = np.bincount(school[school >= 0], minlength=n_s)
-    over = np.flatnonzero(pupils > sch.capacity)
-    assert len(over) == 0, (
-        f"{yr}: schools over capacity {over.tolist()}: pupils {pupils[over].tolist()} "
-        f"> capacity {sch.capacity[over].tolist()}")
+    assert_within_capacity(yr, "schools", np.bincount(school[school >= 0], minlength=n_s),
+                           sch.capacity)
     school_age = (age >= 7) & (age <= 15)
     assert (school[school_age] >= 0).all(), (
         f"{yr}: {(school[school_age] < 0).sum()} children aged 7-15 without a school")
@@ -84,11 +89,8 @@ def check_invariants(model: SegregationModel, prev_n: int | None = None) -> None
     # Daycares: capacity and ages.
     n_d = len(dcs.cell)
     assert ((daycare >= -1) & (daycare < n_d)).all(), f"{yr}: bad daycare index"
-    kids = np.bincount(daycare[daycare >= 0], minlength=n_d)
-    over = np.flatnonzero(kids > dcs.capacity)
-    assert len(over) == 0, (
-        f"{yr}: daycares over capacity {over.tolist()}: children {kids[over].tolist()} "
-        f"> capacity {dcs.capacity[over].tolist()}")
+    assert_within_capacity(yr, "daycares", np.bincount(daycare[daycare >= 0], minlength=n_d),
+                           dcs.capacity)
     no_dc = (age == 0) | (age >= 7)
     assert (daycare[no_dc] < 0).all(), f"{yr}: child aged 0 or >= 7 in a daycare"
     assert (ch.daycare[~ca] == -1).all(), f"{yr}: inactive child slot holds a daycare seat"
