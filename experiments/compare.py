@@ -30,11 +30,20 @@ import numpy as np
 import pandas as pd
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
+from tqdm import tqdm
 
+from experiments.report import write_report
+from scenarios import build_levers
 from sim.config import CONF_DIR, Config, as_dict, validate
+from sim.io import atomic_write, write_parquet
+from sim.metrics import counts
+from sim.model import SegregationModel
 from sim.outputs import remove_if_empty
+
+log = logging.getLogger(__name__)
 
 KEY_METRICS = (
     "seg_school_ses_H", "seg_school_lang_H", "seg_res_ses_H", "seg_res_lang_H",
@@ -82,7 +91,9 @@ def scenario_config(base: Config, name: str) -> Config:
     d = as_dict(base)
     d["scenario"] = OmegaConf.to_container(OmegaConf.load(path))
     try:
-        return validate(d)
+        cfg = validate(d)
+        scenario_levers(cfg)
+        return cfg
     except ValueError as exc:
         raise ValueError(f"scenario file {path}: {exc}") from exc
 
@@ -101,33 +112,35 @@ def split(cfg: CompareConfig) -> tuple[Config, dict[str, Any]]:
     return validate(d), opts
 
 
+def scenario_levers(cfg: Config) -> list:
+    """The levers of ``cfg``'s scenario, built fresh (levers keep per-run state)."""
+    return build_levers(cfg.scenario.levers, f"scenario {cfg.scenario.name}")
+
+
 def check_levers(cfgs: dict[str, Config]) -> None:
     """Build each scenario's model once, checking lever targets against the city.
 
     Unknown school ids or overlapping shared catchments then fail before any run starts or
     any file is written.
     """
-    from sim.model import SegregationModel
-
     for name, cfg in cfgs.items():
         try:
-            SegregationModel(cfg)
+            SegregationModel(cfg, levers=scenario_levers(cfg))
         except ValueError as exc:
             raise ValueError(f"scenario {name}: {exc}") from exc
 
 
+def families_by_status(model: SegregationModel) -> np.ndarray:
+    """Housed families per cell and status class, shape (n_cells, 3)."""
+    f = model.families
+    a = f.active & (f.cell >= 0)
+    return counts(f.cell[a], f.ses[a], model.city.n_cells, 3)
+
+
 def run_one(cfg: Config, replicate: int) -> dict[str, Any]:
     """One replicate of one scenario; returns its metrics and what the report maps need."""
-    from sim.metrics import counts
-    from sim.model import SegregationModel
-
-    def families_by_status(m: SegregationModel) -> np.ndarray:
-        f = m.families
-        a = f.active & (f.cell >= 0)
-        return counts(f.cell[a], f.ses[a], m.city.n_cells, 3)
-
     logging.getLogger("MESA").setLevel(logging.WARNING)
-    model = SegregationModel(cfg)
+    model = SegregationModel(cfg, levers=scenario_levers(cfg))
     catch0 = (model.city.catchment_lower.copy(), model.city.catchment_upper.copy())
     status0 = families_by_status(model)
     model.run()
@@ -190,12 +203,6 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
     Returns:
         The paths written and the effects table.
     """
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
-
-    from experiments.report import write_report
-    from sim.outputs import atomic_write, write_parquet
-
     base, opts = split(cfg)
     cfgs = [scenario_config(base, name) for name in opts["scenarios"]]
     scen_cfgs = {c.scenario.name: c for c in cfgs}
@@ -229,9 +236,9 @@ def main(dcfg: DictConfig) -> None:
         remove_if_empty(out_dir)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    print(f"compared {len(cfg.scenarios)} scenarios x {cfg.replicates} replicates in "
-          f"{time.perf_counter() - t0:.0f} s")
-    print(f"outputs written to {out_dir.resolve()} (open report.html)")
+    log.info("compared %d scenarios x %d replicates in %.0f s", len(cfg.scenarios),
+             cfg.replicates, time.perf_counter() - t0)
+    log.info("outputs written to %s (open report.html)", out_dir.resolve())
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sim.city import City, generate_city  # noqa: E402
-from sim.config import Config  # noqa: E402
+from sim.config import Config, preset_families  # noqa: E402
 from sim.figures import SEA, border_segments  # noqa: E402
-from sim.outputs import write_text  # noqa: E402
+from sim.io import write_text  # noqa: E402
 
 # Metric -> (plain label, unit wording, which direction is the city's goal: -1 lower is better)
 LABELS: dict[str, tuple[str, str, int]] = {
@@ -243,10 +243,11 @@ def write_report(results: list[dict], raw: pd.DataFrame, effects: pd.DataFrame,
         + (f"<details><summary><small>technical settings</small></summary><small>"
            f"{html.escape('; '.join(desc[s][1]))}</small></details>" if desc[s][1] else "")
         + "</li>" for s in scenarios)
-    share = base.city.n_families / 60_000
+    share = base.city.n_families / preset_families("helsinki")
     scaling = ("" if base.city.preset == "helsinki" else
                f"<p>Budgets and building volumes in the scenario files are for the whole of "
-               f"Helsinki (about 60,000 families with children). This smaller city has "
+               f"Helsinki (about {preset_families('helsinki'):,} families with children). This "
+               f"smaller city has "
                f"{share:.1%} of that, so the levers spend and build {share:.1%} of the "
                f"stated amounts; the costs below are this city's.</p>")
     few = ("" if opts["replicates"] >= 8 else

@@ -24,47 +24,44 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from scenarios import build_levers
 from sim.config import as_dict, validate
-from sim.outputs import remove_if_empty
+from sim.model import SegregationModel
+from sim.outputs import is_complete, remove_if_empty, write_run
+
+log = logging.getLogger(__name__)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(dcfg: DictConfig) -> None:
-    """Validate the config, run the model and write the run directory."""
+    """Validate the config, build the scenario's levers, run the model, write the run folder."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         cfg = validate(dcfg)
+        levers = build_levers(cfg.scenario.levers, f"scenario {cfg.scenario.name}")
+        if is_complete(run_dir):
+            done = json.loads((run_dir / "summary.json").read_text())["config"]
+            now = as_dict(cfg)
+            done.pop("output", None), now.pop("output", None)  # how it is shown does not matter
+            if done != now:
+                raise ValueError(f"{run_dir} already holds a finished run with another config; "
+                                 "choose another hydra.run.dir (hydra.sweep.dir in a sweep)")
+            log.info("already done, skipping: %s", run_dir)
+            return
+        t0 = time.perf_counter()
+        model = SegregationModel(cfg, levers=levers)
     except ValueError as exc:
         remove_if_empty(run_dir)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    from sim.outputs import is_complete, write_run
-
-    if is_complete(run_dir):
-        done = json.loads((run_dir / "summary.json").read_text())["config"]
-        now = as_dict(cfg)
-        done.pop("output", None), now.pop("output", None)  # how it is shown does not matter
-        if done != now:
-            print(f"error: {run_dir} already holds a finished run with another config; "
-                  "choose another hydra.run.dir", file=sys.stderr)
-            sys.exit(2)
-        print(f"already done, skipping: {run_dir}")
-        return
-    from sim.model import SegregationModel
-
-    logging.getLogger("MESA").setLevel(logging.WARNING)  # no per-step log lines
-    t0 = time.perf_counter()
-    model = SegregationModel(cfg)
     model.run(progress=cfg.output.progress)
     write_run(model, run_dir, figures=cfg.output.figures)
     m = model.recorder.current
-    print(
-        f"done in {time.perf_counter() - t0:.1f} s: {cfg.city.preset} city, seed {cfg.seed}, "
-        f"{cfg.years} years; school status H {m['seg_school_ses_H']:.3f}, "
-        f"residential H {m['seg_res_ses_H']:.3f}, local share at grade 1 "
-        f"{m['local_school_share_g1']:.2f}"
-    )
-    print(f"outputs written to {run_dir.resolve()}")
+    log.info("done in %.1f s: %s city, seed %d, %d years; school status H %.3f, "
+             "residential H %.3f, local share at grade 1 %.2f", time.perf_counter() - t0,
+             cfg.city.preset, cfg.seed, cfg.years, m["seg_school_ses_H"], m["seg_res_ses_H"],
+             m["local_school_share_g1"])
+    log.info("outputs written to %s", run_dir.resolve())
 
 
 if __name__ == "__main__":

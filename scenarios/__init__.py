@@ -1,12 +1,12 @@
-"""Policy levers.
+"""Policy levers and scenarios: the policy layer above the simulation core.
 
-``scenarios.base`` holds the uniform hook and the registry; every other module in this
-package defines one lever family and registers it on import.
+``scenarios.base`` holds the lever base class, the registry and ``build_levers``; every other
+lever module defines one lever family and registers it when imported here. Entry points
+build a scenario's levers with ``build_levers`` and pass them to ``SegregationModel``.
 """
 
-import importlib
-import pkgutil
+from scenarios import catchments, engagement, tp_funding, urban_renewal
+from scenarios.base import LEVERS, Lever, build_levers
 
-for _mod in pkgutil.iter_modules(__path__):
-    if _mod.name != "base":
-        importlib.import_module(f"{__name__}.{_mod.name}")
+__all__ = ["LEVERS", "Lever", "build_levers", "catchments", "engagement", "tp_funding",
+           "urban_renewal"]

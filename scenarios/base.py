@@ -1,15 +1,19 @@
 """The lever interface, the lever registry and scenario building.
 
-A lever is an object with one uniform hook. ``init(model)`` runs once on the freshly built
-model (validate targets against the city here: an unknown school id raises ``ValueError``
-before anything runs or is written). ``apply(model)`` runs every year at the levers point of
-the model's step (after reputation, before metrics) and calls ``act`` in the lever's active
-years, ``start_year`` to ``end_year``. ``finalize(model)`` runs at the end.
+A lever implements the model's ``sim.surface.Lever`` protocol and changes the model only
+through the operations of ``sim.surface.LeverSurface``. Its constructor checks its
+arguments, so ``build_levers`` refuses a bad scenario before a model exists; ``bind(model)``
+runs once on the built model and checks targets against the city (an unknown school id
+raises ``ValueError`` before any year runs or anything is written), then calls ``init``.
+``apply(model)`` runs every year at the levers point of the model's step (after reputation,
+before metrics) and calls ``act`` in the lever's active years, ``start_year`` to
+``end_year``. ``finalize(model)`` runs at the end.
 
 Levers record their constructor arguments, so ``repr`` and ``spec()`` rebuild them, and book
-what they spend per year in ``spent`` (euros), which the metrics report as
-``policy_cost_eur``. A scenario is a named list of lever specs, ``{"lever": name, **args}``,
-in ``conf/scenario/<name>.yaml``; ``build_levers`` turns it into objects.
+what they spend with ``book`` in the model's cost ledger (``spent`` reads their part back),
+which the metrics report as ``policy_cost_eur``. A scenario is a named list of lever specs,
+``{"lever": name, **args}``, in ``conf/scenario/<name>.yaml``; ``build_levers`` turns it into
+objects, which the entry points pass to the model.
 
 Targets (``target=``) select units: ``"all"``; a list of unit ids as in ``units.parquet``
 (``"S003"`` for schools, ``"D012"`` for daycares); ``"renewal"`` (units in urban-renewal
@@ -28,8 +32,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from scenarios.needs import needs_index
+from sim.units import PREFIX, id_range, parse_unit_id
+
 if TYPE_CHECKING:
+    from sim.ledger import Ledger
     from sim.model import SegregationModel
+
+TARGET_RULES = "'all', 'renewal', 'municipal', 'tp_index_above:<x>' or a list of unit ids"
 
 LEVERS: dict[str, type[Lever]] = {}
 
@@ -71,7 +81,9 @@ class Lever:
         self.start_year = start_year
         self.end_year = end_year
         self.target = list(target) if isinstance(target, list | tuple) else target
-        self.spent: dict[int, float] = {}
+        self.check_target(self.target)
+        self.label = self.lever_name  # its name in the cost ledger (the model makes it unique)
+        self._ledger: Ledger | None = None
 
     # ------------------------------------------------------------ helpers
     def fail(self, key: str, value: Any, allowed: str) -> None:
@@ -83,42 +95,57 @@ class Lever:
         """True if the lever acts in ``year``."""
         return year >= self.start_year and (self.end_year is None or year <= self.end_year)
 
+    def check_target(self, target: Any) -> None:
+        """Check the form of a target (ids are checked against the city in ``bind``)."""
+        if target in ("all", "renewal", "municipal"):
+            return
+        if isinstance(target, str) and target.startswith("tp_index_above:"):
+            if not is_real(_number(target.split(":", 1)[1])):
+                self.fail("target", target, "'tp_index_above:<x>' with a number x")
+            return
+        prefixes = tuple(PREFIX.values())
+        if isinstance(target, list) and target and all(
+                isinstance(u, str) and u.startswith(prefixes) for u in target):
+            return
+        self.fail("target", target, TARGET_RULES)
+
     def resolve(self, model: SegregationModel, target: Any = None,
                 kind: str | None = None) -> np.ndarray:
         """Indices of the targeted schools or daycares.
 
         Raises:
-            ValueError: For an unknown unit id or target rule.
+            ValueError: For an unknown unit id, or a rule that selects nothing on this city.
         """
         target = self.target if target is None else target
         kind = kind or self.unit_kind
-        units = model.schools if kind == "school" else model.daycares
+        units = model.units_of(kind)
         n = len(units.cell)
-        prefix = "S" if kind == "school" else "D"
         if target == "all":
             return np.arange(n)
         if target == "renewal":
+            if not model.city.renewal.any():
+                self.fail("target", target, "a rule that selects units: this city has no "
+                          "urban-renewal areas (city.n_renewal_areas=0)")
             return np.flatnonzero(model.renewal_cell[units.cell])
         if target == "municipal":  # city-run units: all schools, daycares not private
             return np.flatnonzero(~getattr(units, "private", np.zeros(n, dtype=bool)))
         if isinstance(target, str) and target.startswith("tp_index_above:"):
-            from scenarios.tp_funding import needs_index
-
             threshold = float(target.split(":", 1)[1])
             return np.flatnonzero(needs_index(model, kind) > threshold)
-        if isinstance(target, list):
-            out = []
-            for uid in target:
-                ok = isinstance(uid, str) and uid[:1] == prefix and uid[1:].isdigit()
-                if not ok or int(uid[1:]) >= n:
-                    self.fail("target", uid, f"a {kind} id {prefix}000..{prefix}{n - 1:03d}")
-                out.append(int(uid[1:]))
-            return np.array(sorted(set(out)), dtype=np.int64)
-        self.fail("target", target,
-                  "'all', 'renewal', 'municipal', 'tp_index_above:<x>' or a list of ids")
-        raise AssertionError  # unreachable; fail always raises
+        out = []
+        for uid in target:
+            index = parse_unit_id(uid, kind, n)
+            if index is None:
+                self.fail("target", uid, id_range(kind, n))
+            out.append(index)
+        return np.array(sorted(set(out)), dtype=np.int64)
 
     # ------------------------------------------------------------ the hook
+    def bind(self, model: SegregationModel) -> None:
+        """Attach the lever to the model's ledger and check it against the city (``init``)."""
+        self._ledger = model.ledger
+        self.init(model)
+
     def init(self, model: SegregationModel) -> None:
         """Prepare the lever on a freshly built model (before year 1); check targets."""
         self.resolve(model)
@@ -134,9 +161,14 @@ class Lever:
     def finalize(self, model: SegregationModel) -> None:
         """Clean up at the end of the run."""
 
-    def book(self, year: int, euros: float) -> None:
-        """Record spending in a year."""
-        self.spent[year] = self.spent.get(year, 0.0) + float(euros)
+    def book(self, model: SegregationModel, euros: float) -> None:
+        """Book spending in the current year in the model's cost ledger."""
+        model.book_cost(self.label, euros)
+
+    @property
+    def spent(self) -> dict[int, float]:
+        """Euros per year this lever booked (empty before it is bound)."""
+        return self._ledger.spent(self.label) if self._ledger is not None else {}
 
     # ------------------------------------------------------------ identity
     def spec(self) -> dict[str, Any]:
@@ -152,13 +184,21 @@ class Lever:
         redraw statistics, reached units...
         """
         args = set(self.spec())
-        return {"lever": self.lever_name,
+        return {"lever": self.lever_name, "spent": _plain(self.spent),
                 **{k: _plain(v) for k, v in vars(self).items()
                    if not k.startswith("_") and k not in args}}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.spec().items() if k != "lever")
         return f"{type(self).__name__}({args})"
+
+
+def _number(text: str) -> float | None:
+    """``text`` as a float, or ``None``."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _plain(value: Any) -> Any:
@@ -181,8 +221,6 @@ def build_levers(specs: list[dict] | None, scenario: str = "scenario") -> list[L
         ValueError: Unknown lever name, unknown or invalid argument; the message names the
             scenario, the lever and the argument.
     """
-    import scenarios  # noqa: F401  (registers the shipped levers)
-
     out = []
     for i, spec in enumerate(specs or []):
         spec = dict(spec)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scenarios.base import Lever, register
-from sim.model import LEVEL_AGES, LOWER, UPPER
+from sim.units import LEVEL_AGES, LOWER, SCHOOL, UPPER, id_range, parse_unit_id, unit_id, unit_ids
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
@@ -51,7 +51,7 @@ def _a(level: str) -> str:
 
 
 def catchment_array(model: SegregationModel, level: int) -> np.ndarray:
-    """The level's catchment labels (a view: writing to it edits the Mesa property layer)."""
+    """The level's catchment labels (read only: levers change them with ``set_catchments``)."""
     c = model.city
     return c.catchment_lower if level == LOWER else c.catchment_upper
 
@@ -136,10 +136,9 @@ class _OneOffLever(Lever):
                   level: int | None = None) -> int:
         """Global index of school ``uid`` (``"S003"``), optionally checked to be of ``level``."""
         n = len(model.schools.cell)
-        ok = isinstance(uid, str) and uid[:1] == "S" and uid[1:].isdigit()
-        if not ok or int(uid[1:]) >= n:
-            self.fail(key, uid, f"a school id S000..S{n - 1:03d}")
-        i = int(uid[1:])
+        i = parse_unit_id(uid, SCHOOL, n)
+        if i is None:
+            self.fail(key, uid, id_range(SCHOOL, n))
         if level is not None and model.schools.level[i] != level:
             self.fail(key, uid, f"{_a(LEVEL_NAMES[level])} school (it is "
                                 f"{_a(LEVEL_NAMES[int(model.schools.level[i])])} school)")
@@ -150,7 +149,7 @@ class _OneOffLever(Lever):
         if isinstance(ids, str) or not isinstance(ids, Sequence):
             self.fail(key, ids, "a list of school ids such as ['S003', 'S005']")
         for uid in ids:
-            if not (isinstance(uid, str) and uid[:1] == "S" and uid[1:].isdigit()):
+            if parse_unit_id(uid, SCHOOL, 10**9) is None:
                 self.fail(key, uid, "a school id such as 'S003'")
         return list(ids)
 
@@ -241,8 +240,8 @@ class CatchmentReassign(_OneOffLever):
             self.resolved.append((src, dst, cells))
 
     def act(self, model: SegregationModel) -> None:
-        """Relabel the cells and refresh the cell-to-school map."""
-        lab = catchment_array(model, self._lev)
+        """Relabel the cells (``set_catchments`` refreshes the cell-to-school map)."""
+        lab = catchment_array(model, self._lev).copy()
         ids = model.level_ids(self._lev)
         for i, (src, dst, cells) in enumerate(self.resolved):
             if not model.schools.open[ids[dst]]:
@@ -254,7 +253,7 @@ class CatchmentReassign(_OneOffLever):
                           "changed them)")
             lab[cells] = dst
         if self.resolved:
-            model.refresh_catchments()
+            model.set_catchments(self._lev, lab)
 
 
 # ---------------------------------------------------------------------- 2. redraw
@@ -325,8 +324,7 @@ class CatchmentRedraw(_OneOffLever):
             model, self._lev, lab.copy(), low, tot, float(self.max_km), self.max_iter)
         self.n_moved = int((new != lab).sum())
         if self.n_moved:
-            lab[:] = new
-            model.refresh_catchments()
+            model.set_catchments(self._lev, new)
 
 
 def spread(low: np.ndarray, tot: np.ndarray) -> float:
@@ -607,24 +605,22 @@ class SharedCatchment(_OneOffLever):
         if self.groups == "renewal":
             groups = self.renewal_groups(model)
         else:
-            groups = [np.array(sorted(int(u[1:]) for u in g)) for g in self.groups]
+            n = len(model.schools.cell)
+            groups = [np.array(sorted(parse_unit_id(u, SCHOOL, n) for u in g)) for g in self.groups]
         level_of = model.schools.level
         in_use = {int(s) for g in model.shared_schools for s in g if level_of[s] == self._lev}
         for i, grp in enumerate(groups):
             if model.schools.open[grp].sum() < 2:
-                self.fail("groups", [f"S{int(s):03d}" for s in grp],
+                self.fail("groups", unit_ids(SCHOOL, grp),
                           "groups with at least 2 open schools when the lever acts")
             dup = sorted(in_use.intersection(grp.tolist()))
             if dup:
-                self.fail("groups", f"S{dup[0]:03d}",
+                self.fail("groups", unit_id(SCHOOL, dup[0]),
                           f"a school in one shared catchment only (group {i} overlaps a "
                           "shared catchment set by an earlier lever)")
         for grp in groups:
-            gid = len(model.shared_schools)
-            model.shared_schools.append(grp.astype(np.int64))
-            cells = np.isin(model.school_of_cell[self._lev], grp)
-            model.shared_cell[self._lev, cells] = gid
-        self.resolved_groups = [[f"S{int(s):03d}" for s in g] for g in groups]
+            model.share_catchment(self._lev, grp)
+        self.resolved_groups = [unit_ids(SCHOOL, g) for g in groups]
 
 
 # ---------------------------------------------------------------------- 4. network
@@ -717,20 +713,19 @@ class SchoolNetwork(_OneOffLever):
         self.opened_ids = []
         for spec in self.open:
             lev = LEVELS[spec["level"]]
-            i = model.add_school(spec["cell"], lev, spec["capacity"], is_open=False)
-            sch.open[i] = True  # add_school replaced the arrays of the same namespace
-            self.opened_ids.append(f"S{i:03d}")
+            i = model.open_school(spec["cell"], lev, spec["capacity"])
+            self.opened_ids.append(unit_id(SCHOOL, i))
             affected.add(lev)
         for uid in self.close:
-            i = int(uid[1:])
+            i = parse_unit_id(uid, SCHOOL, len(sch.cell))
             if sch.open[i]:
-                sch.open[i] = False
+                model.close_school(i)
                 affected.add(int(sch.level[i]))
         for grp in model.shared_schools:
             if not sch.open[grp].any():
                 self.fail("close", self.close, "leaving at least one open school in each "
-                          f"shared catchment (all of {[f'S{i:03d}' for i in grp]} closed)")
+                          f"shared catchment (all of {unit_ids(SCHOOL, grp)} closed)")
         for uid, cap in self.capacity.items():
-            sch.design_capacity[int(uid[1:])] = cap  # effective from the next admissions
+            model.resize_school(parse_unit_id(uid, SCHOOL, len(sch.cell)), cap)
         for lev in sorted(affected):
             model.rebuild_catchments(lev)

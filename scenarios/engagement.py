@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scenarios.base import Lever, is_real, register
+from sim.units import DAYCARE, PREFIX, SCHOOL
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
@@ -122,11 +123,7 @@ class Engagement(Lever):
         wanted = self.units in ("both", kind + "s")
         target = self.target
         if isinstance(target, list):  # split a mixed id list by kind
-            prefix = "S" if kind == "school" else "D"
-            for uid in target:
-                if not (isinstance(uid, str) and uid[:1] in ("S", "D")):
-                    self.fail("target", uid, "'S<nnn>' school or 'D<nnn>' daycare ids")
-            target = [uid for uid in target if uid[:1] == prefix]
+            target = [uid for uid in target if uid[:1] == PREFIX[kind]]
             if target and not wanted:
                 self.fail("target", target[0], f"ids of the kinds chosen by units={self.units!r}")
             if not target:
@@ -178,15 +175,14 @@ class Engagement(Lever):
             return  # at zero strength nothing is written (other levers' values stay)
         e = self.effect(year)
         self.strength[year] = e
-        sch, dcs = model.schools, model.daycares
-        sch.trust[self.schools] = self.trust_gain * e
-        sch.optout[self.schools] = 1.0 - self.optout_reduction * e
+        model.set_trust(SCHOOL, self.schools, self.trust_gain * e,
+                        1.0 - self.optout_reduction * e)
         if len(self.daycares):
-            dcs.trust[self.daycares] = self.trust_gain * e
+            model.set_trust(DAYCARE, self.daycares, self.trust_gain * e)
         if self.info_gain * e > 0 and len(self.schools):
-            self._inform(model, self.info_gain * e)
+            model.inform_families(self.reached_families(model), self.info_gain * e)
         if self.active(year):
-            self.book(year, self.cost_per_unit_eur * e * self.n_reached)
+            self.book(model, self.cost_per_unit_eur * e * self.n_reached)
 
     def reached_families(self, model: SegregationModel) -> np.ndarray:
         """Families the information reach applies to now.
@@ -202,9 +198,3 @@ class Engagement(Lever):
         cell = f.cell[home]
         lower, upper = model.school_of_cell[0, cell], model.school_of_cell[1, cell]
         return home[((lower >= 0) & reached[lower]) | ((upper >= 0) & reached[upper])]
-
-    def _inform(self, model: SegregationModel, gain: float) -> None:
-        """Close a ``gain`` share of the information gap of the reached families."""
-        f = model.families
-        hit = self.reached_families(model)
-        f.info[hit] += gain * (1.0 - f.info[hit])

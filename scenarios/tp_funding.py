@@ -65,156 +65,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scenarios.base import Lever, is_real, register
+from scenarios.needs import INDICATORS, VARIANTS, check_weights, needs_index
+from sim.config import preset_families
+from sim.units import KINDS
+
+ALLOCATIONS = ("proportional", "equal_per_pupil")
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
-
-KINDS = ("school", "daycare")
-VARIANTS = ("school_based", "area_based")
-ALLOCATIONS = ("proportional", "equal_per_pupil")
-INDICATORS = {
-    "school_based": ("low_education", "low_income", "unemployed", "foreign_language"),
-    "area_based": ("catchment_low_education", "catchment_low_income",
-                   "foreign_language_pupils", "net_choice_outflow"),
-}
-
-
-def _units(model: SegregationModel, kind: str) -> Any:
-    return model.schools if kind == "school" else model.daycares
-
-
-def _enrolment(model: SegregationModel, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Enrolled children (child slots) and their unit index."""
-    ch = model.children
-    unit = ch.school if kind == "school" else ch.daycare
-    kids = np.flatnonzero(ch.active & (unit >= 0))
-    return kids, unit[kids]
-
-
-def enrolled_counts(model: SegregationModel, kind: str = "school") -> np.ndarray:
-    """Number of enrolled children per school or daycare."""
-    return model.enrolment(kind)
-
-
-def _check_weights(weights: Any, variant: str) -> np.ndarray:
-    """Weights as an array; ``ValueError`` unless 4 finite non-negative numbers, sum > 0."""
-    names = INDICATORS[variant]
-    if weights is None:
-        return np.full(len(names), 1.0 / len(names))
-    try:
-        w = np.asarray(list(weights), dtype=float)
-    except (TypeError, ValueError):
-        w = np.array([np.nan])
-    if w.shape != (len(names),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"needs_index: weights={weights!r} is not allowed; expected "
-                         f"{len(names)} finite non-negative numbers with a positive sum, "
-                         f"in the order {', '.join(names)}")
-    return w / w.sum()
-
-
-def needs_indicators(model: SegregationModel, kind: str = "school",
-                     variant: str = "school_based") -> np.ndarray:
-    """The four indicator shares per unit, shape ``(n_units, 4)``, in ``INDICATORS`` order.
-
-    See ``needs_index`` for the definitions. Units with no enrolled children get zeros.
-
-    Raises:
-        ValueError: Unknown ``kind`` or ``variant``, or ``area_based`` for daycares.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"needs_index: kind={kind!r} is not allowed; expected one of {KINDS}")
-    if variant not in VARIANTS:
-        raise ValueError(f"needs_index: variant={variant!r} is not allowed; "
-                         f"expected one of {VARIANTS}")
-    if variant == "area_based" and kind != "school":
-        raise ValueError("needs_index: variant='area_based' is not allowed for kind="
-                         f"{kind!r}; expected kind='school' (the pre-2023 model used school "
-                         "catchment areas, which daycares do not have)")
-    f = model.families
-    n_u = len(_units(model, kind).cell)
-    kids, unit = _enrolment(model, kind)
-    fam = model.children.family[kids]
-    n = np.bincount(unit, minlength=n_u)
-    den = np.maximum(n, 1)
-
-    def pupil_share(flag: np.ndarray) -> np.ndarray:
-        return np.bincount(unit, weights=flag.astype(float), minlength=n_u) / den
-
-    out = np.zeros((n_u, 4))
-    if variant == "school_based":
-        out[:, 0] = pupil_share(f.low_edu[fam])
-        out[:, 1] = pupil_share(f.ses[fam] == 0)
-        out[:, 2] = pupil_share(f.unemployed[fam])
-        out[:, 3] = pupil_share(f.lang[fam] == 1)
-    else:
-        sch = model.schools
-        # Catchment residents: housed families, assigned per level to that level's school.
-        res = np.flatnonzero(f.active & (f.cell >= 0))
-        n_res = np.zeros(n_u)
-        low_edu = np.zeros(n_u)
-        low_inc = np.zeros(n_u)
-        for lev in range(model.school_of_cell.shape[0]):
-            s = model.school_of_cell[lev, f.cell[res]]
-            ok = s >= 0
-            s, r = s[ok], res[ok]
-            n_res += np.bincount(s, minlength=n_u)
-            low_edu += np.bincount(s, weights=f.low_edu[r].astype(float), minlength=n_u)
-            low_inc += np.bincount(s, weights=(f.ses[r] == 0).astype(float), minlength=n_u)
-        out[:, 0] = low_edu / np.maximum(n_res, 1)
-        out[:, 1] = low_inc / np.maximum(n_res, 1)
-        out[:, 2] = pupil_share(f.lang[fam] == 1)
-        # Net choice outflow: pupils of the school's catchment (at its level) attending another
-        # school, minus pupils from outside attending it, per catchment pupil; in [-1, 1].
-        home = f.cell[fam]
-        catch = model.school_of_cell[sch.level[unit], np.maximum(home, 0)]
-        catch = np.where(home >= 0, catch, -1)
-        away = catch != unit
-        n_catch = np.bincount(catch[catch >= 0], minlength=n_u)
-        outflow = np.bincount(catch[away & (catch >= 0)], minlength=n_u)
-        inflow = np.bincount(unit[away], minlength=n_u)
-        out[:, 3] = np.clip((outflow - inflow) / np.maximum(n_catch, 1), -1.0, 1.0)
-    out[n == 0] = 0.0
-    return out
-
-
-def needs_index(model: SegregationModel, kind: str = "school", weights: Any = None,
-                variant: str = "school_based") -> np.ndarray:
-    """Needs index of every school or daycare (one value per unit; 0 for units with no pupils).
-
-    ``school_based`` (Helsinki from 2023; ``tp_indicators_2023`` in ``targets.csv``, Yle
-    3-12650024): from the unit's own enrolled children (pupils; for daycares the enrolled
-    children), the shares of children whose guardians have (1) low education
-    (``families.low_edu``), (2) low income (``ses == 0``), (3) an unemployed guardian
-    (``families.unemployed``) and (4) a foreign home language (``lang == 1``). Each child
-    counts its own family, so siblings in the same unit count twice (shares of pupils).
-
-    ``area_based`` (pre-2023, schools only; ``tp_indicators_2008_2023``, opettaja.fi): (1) the
-    share of catchment resident families with a guardian without post-basic degree
-    (``low_edu``), (2) their low-income share (``ses == 0``; the source uses mean income),
-    both over families living in cells whose ``school_of_cell`` (at the school's level) is the
-    school; (3) the school's foreign-language pupil share; (4) the school's net choice
-    outflow: (catchment pupils of its level attending another school minus pupils from other
-    catchments attending it) / catchment pupils, clipped to [-1, 1]; positive = losing pupils.
-
-    The index is the weighted mean of the four shares, ``sum(w * share) / sum(w)``; for
-    ``school_based`` it lies in [0, 1], for ``area_based`` in [-w4 / sum(w), 1]. The sources
-    do not publish the weights; the default equal weights are an ``assumption``.
-
-    Args:
-        model: The model (read only).
-        kind: ``"school"`` or ``"daycare"``.
-        weights: Four non-negative weights in ``INDICATORS[variant]`` order, or ``None``.
-        variant: ``"school_based"`` or ``"area_based"``.
-
-    Returns:
-        Array of length ``n_schools`` or ``n_daycares``.
-
-    Raises:
-        ValueError: Unknown kind or variant, area-based daycares, or bad weights.
-    """
-    shares = needs_indicators(model, kind, variant)
-    return shares @ _check_weights(weights, variant)
-
 
 @register("tp_funding")
 class TPFunding(Lever):
@@ -252,7 +110,8 @@ class TPFunding(Lever):
         update_interval: Years between index updates (>= 1).
         buffer_max_change: ``None`` or a share in (0, 1]: cap on per-update change.
         base_cost_per_pupil_eur: Base yearly cost per pupil (resources = 1); ``assumption``.
-        reference_families: Families the budget refers to (Helsinki: 60,000).
+        reference_families: Families the budget refers to; ``None``: the Helsinki preset's
+            (``conf/city/helsinki.yaml``).
         start_year: First active year.
         end_year: Last active year (``None``: to the end).
         target: Units that may be funded (see ``scenarios.base``).
@@ -262,7 +121,7 @@ class TPFunding(Lever):
                  weights: list[float] | None = None, threshold: float = 0.3,
                  allocation: str = "proportional", update_interval: int = 2,
                  buffer_max_change: float | None = None,
-                 base_cost_per_pupil_eur: float = 10000.0, reference_families: int = 60000,
+                 base_cost_per_pupil_eur: float = 10000.0, reference_families: int | None = None,
                  start_year: int = 1, end_year: int | None = None, target: Any = "all") -> None:
         super().__init__(start_year, end_year, target)
         if not is_real(budget_eur) or budget_eur < 0:
@@ -276,7 +135,7 @@ class TPFunding(Lever):
                       "model used school catchments, which daycares do not have)")
         if weights is not None:
             try:
-                _check_weights(weights, variant)
+                check_weights(weights, variant)
             except ValueError:
                 self.fail("weights", weights, f"None or {len(INDICATORS[variant])} finite "
                           f"non-negative numbers with a positive sum, in the order "
@@ -294,6 +153,8 @@ class TPFunding(Lever):
             self.fail("buffer_max_change", buffer_max_change, "None or a share in (0, 1]")
         if not is_real(base_cost_per_pupil_eur) or base_cost_per_pupil_eur <= 0:
             self.fail("base_cost_per_pupil_eur", base_cost_per_pupil_eur, "a number > 0")
+        if reference_families is None:
+            reference_families = preset_families("helsinki")
         if isinstance(reference_families, bool) or not isinstance(reference_families, int) \
                 or reference_families < 1:
             self.fail("reference_families", reference_families, "an integer >= 1")
@@ -323,7 +184,7 @@ class TPFunding(Lever):
         """Check targets and fix the budget scale ``city.n_families / reference_families``."""
         self.resolve(model)
         self.scale = model.cfg.city.n_families / self.reference_families
-        self.current = np.zeros(len(_units(model, self.kind).cell))
+        self.current = np.zeros(len(model.units_of(self.kind).cell))
 
     @property
     def scaled_budget(self) -> float:
@@ -340,19 +201,22 @@ class TPFunding(Lever):
             self.act(model)
         elif self.current.any():
             self.current = np.zeros_like(self.current)
-            _write_units(model, self.kind)
+            self._fund(model)
 
     def act(self, model: SegregationModel) -> None:
         """Reallocate in update years, then set funding and resources and book the spending."""
-        n_u = len(_units(model, self.kind).cell)
+        n_u = len(model.units_of(self.kind).cell)
         self.current = _fit(self.current, n_u)
         if self.is_update_year(model.year):
             self._reallocate(model)
         self.allocated[model.year] = self.current.copy()
         total = float(self.current.sum())
         self.unspent[model.year] = max(self.scaled_budget - total, 0.0)
-        self.book(model.year, total)
-        _write_units(model, self.kind)
+        self.book(model, total)
+        self._fund(model)
+
+    def _fund(self, model: SegregationModel) -> None:
+        model.set_funding(self.kind, self.label, self.current, self.base_cost_per_pupil_eur)
 
     # ------------------------------------------------------------ allocation
     def formula(self, index: np.ndarray, enrolled: np.ndarray,
@@ -366,9 +230,9 @@ class TPFunding(Lever):
         return self.scaled_budget * w / tot if tot > 0 else np.zeros(len(w))
 
     def _reallocate(self, model: SegregationModel) -> None:
-        n_u = len(_units(model, self.kind).cell)
+        n_u = len(model.units_of(self.kind).cell)
         index = needs_index(model, self.kind, self.weights, self.variant)
-        enrolled = enrolled_counts(model, self.kind)
+        enrolled = model.enrolment(self.kind)
         targeted = np.zeros(n_u, dtype=bool)
         targeted[self.resolve(model)] = True
         eligible = targeted & (index > self.threshold) & (enrolled > 0)
@@ -393,24 +257,3 @@ class TPFunding(Lever):
 def _fit(arr: np.ndarray, n: int) -> np.ndarray:
     """``arr`` padded with zeros to length ``n`` (units can be added during a run)."""
     return arr if len(arr) == n else np.concatenate([arr, np.zeros(n - len(arr))])
-
-
-
-def _write_units(model: SegregationModel, kind: str) -> None:
-    """Set ``needs_funding`` and ``resources`` of ``kind`` from all ``tp_funding`` levers.
-
-    ``resources = 1 + sum over levers of euros / (enrolled x base cost)``; units without
-    funding get exactly 1 (so a zero budget changes no float anywhere).
-    """
-    units = _units(model, kind)
-    n_u = len(units.cell)
-    pupils = np.maximum(enrolled_counts(model, kind), 1)
-    euros = np.zeros(n_u)
-    extra = np.zeros(n_u)
-    for lever in model.levers:
-        if isinstance(lever, TPFunding) and lever.kind == kind:
-            cur = _fit(lever.current, n_u)
-            euros += cur
-            extra += cur / (pupils * lever.base_cost_per_pupil_eur)
-    units.needs_funding[:] = euros
-    units.resources[:] = 1.0 + extra

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scenarios.base import Lever, is_real, register
+from sim.config import preset_families
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
@@ -97,7 +98,8 @@ class UrbanRenewal(Lever):
         amenity_cost_eur: Euros per target district per construction year at Helsinki
             scale, >= 0; assumption.
         reference_families: Families with children in Helsinki, the scale of the
-            Helsinki-scale amounts (``n_families`` of the ``helsinki`` preset), > 0.
+            Helsinki-scale amounts, > 0; ``None``: ``n_families`` of the ``helsinki``
+            preset (``conf/city/helsinki.yaml``).
         start_year: First year of the programme (1 = first simulated year).
         end_year: Last year it may act; ``None`` for no limit.
     """
@@ -106,7 +108,7 @@ class UrbanRenewal(Lever):
                  construction_years: int = 5, tenure_mix: Any = (0.3, 0.3, 0.4),
                  amenity_gain: float = 0.1, price_gain: float = 0.0,
                  cost_per_dwelling_eur: float = 30_000.0,
-                 amenity_cost_eur: float = 2_000_000.0, reference_families: float = 60_000,
+                 amenity_cost_eur: float = 2_000_000.0, reference_families: float | None = None,
                  start_year: int = 1, end_year: int | None = None) -> None:
         super().__init__(start_year, end_year, "all")
         if isinstance(districts, list | tuple):
@@ -127,6 +129,8 @@ class UrbanRenewal(Lever):
         if (not isinstance(construction_years, Integral) or isinstance(construction_years, bool)
                 or construction_years < 1):
             self.fail("construction_years", construction_years, "an integer >= 1")
+        if reference_families is None:
+            reference_families = preset_families("helsinki")
         if not is_real(reference_families) or reference_families <= 0:
             self.fail("reference_families", reference_families, "a number > 0")
         mix = list(tenure_mix) if isinstance(tenure_mix, list | tuple) else None
@@ -158,6 +162,9 @@ class UrbanRenewal(Lever):
         city = model.city
         if self.districts == "renewal":
             self.target_districts = np.flatnonzero(city.renewal).astype(np.int64)
+            if not len(self.target_districts):
+                self.fail("districts", "renewal", "a list of district ids: this city has no "
+                          "urban-renewal areas (city.n_renewal_areas=0)")
         else:
             for d in self.districts:
                 if d >= city.n_districts:
@@ -210,21 +217,17 @@ class UrbanRenewal(Lever):
         k = self.construction_year(model.year)
         if k == 0:
             return
-        city, y = model.city, self.construction_years
+        y = self.construction_years
         total = len(self.seq_cell)
         lo, hi = _round(total * (k - 1) / y), _round(total * k / y)
-        add = np.zeros_like(city.dwellings)
+        add = np.zeros_like(model.city.dwellings)
         np.add.at(add, (self.seq_cell[lo:hi], self.seq_tenure[lo:hi]), 1)
         if hi > lo:
-            city.dwellings += add
+            model.add_dwellings(add)
             self.built[model.year] = add
-        if self.amenity_gain > 0:
-            a = city.amenity[self.cells] + self.amenity_gain / y
-            city.amenity[self.cells] = np.clip(a, 0.0, 1.0)
-        if self.price_gain > 0:
-            city.price[self.cells] += self.price_gain / y
+        model.improve_cells(self.cells, amenity=self.amenity_gain / y, price=self.price_gain / y)
         cost = self.cost_per_dwelling_eur * (hi - lo)
         if self.amenity_gain > 0:
             cost += self.amenity_cost_eur * self.scale * len(self.target_districts)
         if cost > 0:
-            self.book(model.year, cost)
+            self.book(model, cost)

@@ -12,13 +12,18 @@ by language group (``lang``: 0 native Finnish/Swedish, 1 foreign-language), or b
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 N_SES = 3
 N_LANG = 2
@@ -280,11 +285,6 @@ def load_config(overrides: list[str] | None = None) -> Config:
         ValueError: If an override names an unknown preset, key or an invalid value.
 
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     overrides = list(overrides or [])
     for ov in overrides:
         key, _, value = ov.partition("=")
@@ -300,6 +300,16 @@ def load_config(overrides: list[str] | None = None) -> Config:
     finally:
         GlobalHydra.instance().clear()
     return validate(dcfg)
+
+
+@functools.cache
+def preset_families(preset: str) -> int:
+    """Families of a city preset, read from ``conf/city/<preset>.yaml``.
+
+    The one place a city's scale is set: levers whose amounts are given at Helsinki scale
+    (``reference_families``) and the report's cost shares read it from here.
+    """
+    return int(OmegaConf.load(CONF_DIR / "city" / f"{preset}.yaml").n_families)
 
 
 def to_object(cfg: Config | DictConfig | dict) -> Config:
@@ -489,10 +499,11 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
         c.share(f"{o}.{key}")
     c.real(f"{o}.noise_sd", 0.0, 10.0)
 
-    from scenarios.base import build_levers
-
-    build_levers(OmegaConf.to_container(OmegaConf.create(obj.scenario.levers)),
-                 f"scenario {obj.scenario.name}")
+    # The levers themselves are built and checked by the policy layer (``scenarios``).
+    levers = obj.scenario.levers
+    if not isinstance(levers, list) or not all(
+            isinstance(lv, dict) and isinstance(lv.get("lever"), str) for lv in levers):
+        c.fail("scenario.levers", levers, "a list of mappings, each with a 'lever' name")
 
     r = f"{b}.reputation"
     c.share(f"{r}.inertia")

@@ -16,7 +16,8 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from sim.outputs import atomic_write  # noqa: E402
+from sim.io import atomic_write  # noqa: E402
+from sim.units import SCHOOL, unit_id  # noqa: E402
 
 if TYPE_CHECKING:
     from sim.city import City
@@ -113,7 +114,7 @@ def draw_map(model: SegregationModel, ax: plt.Axes, labels: np.ndarray, title: s
                    zorder=3)
         if len(sch.cell) <= 40:  # ids readable only on small cities
             for i, xx, yy in zip(ids, x, y, strict=True):
-                ax.annotate(f"S{i:03d}", (xx, yy), xytext=(3, 3), textcoords="offset points",
+                ax.annotate(unit_id(SCHOOL, i), (xx, yy), xytext=(3, 3), textcoords="offset points",
                             fontsize=6)
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])

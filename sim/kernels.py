@@ -5,15 +5,144 @@ run's named streams (``sim.rng``). No ``fastmath``, so results are reproducible 
 Each choice rule has a plain-Python per-agent reference in ``tests/reference.py`` that must
 give the same choices from the same draws.
 
-Dwelling slots are encoded as ``cell * 3 + tenure``.
+Inputs are grouped in named tuples (numba compiles them as records), so a call names what it
+passes: the households, the composition counts, the city grid, the catchment schools, the
+preference weights and the random draws. Dwelling slots are encoded as ``cell * 3 + tenure``.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 NEG_INF = -1e300
+
+
+class Households(NamedTuple):
+    """Family attributes by family slot."""
+
+    ses: np.ndarray  # int: 0 low, 1 middle, 2 high status
+    lang: np.ndarray  # int: 0 native, 1 foreign-language
+    level: np.ndarray  # int: school level the family cares about (0, 1; -1 none)
+    cell: np.ndarray  # int: home cell, -1 while not housed (updated by ``relocate``)
+    tenure: np.ndarray  # int: 0 social, 1 private rental, 2 owner (updated by ``relocate``)
+
+
+class Composition(NamedTuple):
+    """Housed families by status and language, per cell and per district."""
+
+    cell_ses: np.ndarray  # (n_cells, 3)
+    cell_lang: np.ndarray  # (n_cells, 2)
+    dist_ses: np.ndarray  # (n_districts, 3)
+    dist_lang: np.ndarray  # (n_districts, 2)
+
+
+class Grid(NamedTuple):
+    """The city's cells (flat cell ``i`` sits at ``(i // height, i % height)``)."""
+
+    district: np.ndarray  # int (n_cells,)
+    xy: np.ndarray  # float (n_cells, 2), km
+    price: np.ndarray  # float (n_cells,)
+    amenity: np.ndarray  # float (n_cells,)
+    renewal: np.ndarray  # bool (n_cells,): cell in an urban-renewal area
+    height: int
+
+
+class Catchments(NamedTuple):
+    """Each cell's catchment school and the schools' perceived reputations."""
+
+    school_of_cell: np.ndarray  # int (2 levels, n_cells), global school index
+    rep_perceived: np.ndarray  # float (2 language groups, n_schools)
+
+
+class DwellingPrefs(NamedTuple):
+    """Residential-choice weights; per-class arrays are indexed by status or language."""
+
+    x0: float  # preferred own-group share (single-peaked satisfaction)
+    m_homog: float  # satisfaction at an all-own-group neighbourhood
+    local_weight: float  # weight of the district (vs own cell) in composition
+    w_afford: float  # disutility per unit of cost over budget
+    social_max_ses: float  # highest status class admitted to social rental
+    w_distance: float  # disutility per km moved
+    foreign_renewal_taste: float  # arriving foreign-language families' pull to renewal areas
+    stay_bonus: float  # utility of staying (moving costs)
+    radius: int  # local search radius in cells
+    w_comp_ses: np.ndarray  # (3,)
+    w_comp_lang: np.ndarray  # (2,)
+    w_school: np.ndarray  # (3,)
+    w_amenity: np.ndarray  # (3,)
+    budget: np.ndarray  # (3,)
+    tenure_cost: np.ndarray  # (3,) by tenure
+    tenure_taste: np.ndarray  # (3 status, 3 tenure)
+
+
+class Search(NamedTuple):
+    """Random draws of the families in ``order``, row ``j`` for ``order[j]``."""
+
+    u_cand: np.ndarray  # (n, K) uniforms that pick the city-wide candidates
+    u_local: np.ndarray  # (n, L, 3) uniforms for the local candidates
+    gumbel: np.ndarray  # (n, K + 1 + L) shocks: candidates, staying, local candidates
+
+
+class DaycareSeekers(NamedTuple):
+    """Children looking for a daycare place, in priority order."""
+
+    ses: np.ndarray  # int (n,)
+    lang: np.ndarray  # int (n,)
+    cand: np.ndarray  # int (n, m): the nearest daycares to home
+    cand_km: np.ndarray  # float (n, m)
+    gumbel: np.ndarray  # float (n, m)
+
+
+class DaycareUnits(NamedTuple):
+    """The daycares as choice alternatives."""
+
+    private: np.ndarray  # bool (n_daycares,)
+    rep_perceived: np.ndarray  # float (2, n_daycares)
+    seats: np.ndarray  # int (n_daycares,): free seats, decremented in place
+
+
+class DaycarePrefs(NamedTuple):
+    """Daycare-choice weights."""
+
+    w_distance: float
+    w_reputation: np.ndarray  # (3,) by status
+    w_private: np.ndarray  # (3,) by status
+
+
+class Applicants(NamedTuple):
+    """Pupils applying at one level."""
+
+    looks: np.ndarray  # bool (n,): looks beyond the catchment school
+    ses: np.ndarray  # int (n,)
+    lang: np.ndarray  # int (n,)
+    home_xy: np.ndarray  # float (n, 2)
+    local: np.ndarray  # int (n,): guaranteed (catchment) school, global index
+    gumbel: np.ndarray  # float (n, 2 * n_programmes_schools)
+
+
+class Programmes(NamedTuple):
+    """The open schools of one level; school ``s`` offers programmes ``2s`` and ``2s+1``."""
+
+    ids: np.ndarray  # int: global indices of the level's open schools
+    xy: np.ndarray  # float (n_schools_all, 2)
+    emphasis: np.ndarray  # bool (n_schools_all,)
+    rep_perceived: np.ndarray  # float (2, n_schools_all)
+    lang_share: np.ndarray  # float (2, n_schools_all): share of each group among pupils
+    local_bonus: np.ndarray  # float (n_schools_all,): familiarity and trust
+
+
+class SchoolPrefs(NamedTuple):
+    """School-choice weights, per status class."""
+
+    w_rep: np.ndarray
+    w_comp: np.ndarray
+    w_dist: np.ndarray
+    w_emph: np.ndarray
+    max_km: float
+    n_ranked: int
 
 
 @njit(cache=True)
@@ -28,66 +157,81 @@ def schelling_v(x: float, x0: float, m: float) -> float:
 
 
 @njit(cache=True)
-def dwelling_utility(
-    i: int,
-    slot: int,
-    moving_in: bool,
-    home: int,
-    fam_ses: np.ndarray,
-    fam_lang: np.ndarray,
-    fam_level: np.ndarray,
-    arriving: bool,
-    cell_ses: np.ndarray,
-    cell_lang: np.ndarray,
-    dist_ses: np.ndarray,
-    dist_lang: np.ndarray,
-    cell_district: np.ndarray,
-    cell_xy: np.ndarray,
-    price: np.ndarray,
-    amenity: np.ndarray,
-    renewal_cell: np.ndarray,
-    school_of_cell: np.ndarray,
-    rep_perceived: np.ndarray,
-    pw: np.ndarray,
-    tenure_taste: np.ndarray,
-) -> float:
+def own_shares(cell: int, s: int, g: int, add: float, comp: Composition, district: np.ndarray,
+               b: float) -> tuple:
+    """Own-status and own-language shares around ``cell``: own cell and district, weight ``b``.
+
+    ``add`` counts the family itself in (1 when it would move in, 0 when it lives there).
+    """
+    d = district[cell]
+    c_tot = comp.cell_ses[cell, 0] + comp.cell_ses[cell, 1] + comp.cell_ses[cell, 2] + add
+    d_tot = comp.dist_ses[d, 0] + comp.dist_ses[d, 1] + comp.dist_ses[d, 2] + add
+    x_ses = ((1.0 - b) * (comp.cell_ses[cell, s] + add) / c_tot
+             + b * (comp.dist_ses[d, s] + add) / d_tot)
+    x_lang = ((1.0 - b) * (comp.cell_lang[cell, g] + add) / c_tot
+              + b * (comp.dist_lang[d, g] + add) / d_tot)
+    return x_ses, x_lang
+
+
+@njit(cache=True, parallel=True)
+def dissatisfaction(active: np.ndarray, hh: Households, comp: Composition, grid: Grid,
+                    catch: Catchments, prefs: DwellingPrefs, out: np.ndarray) -> None:
+    """Dissatisfaction of each housed family with its neighbourhood and catchment school.
+
+    One minus the single-peaked satisfaction with the own-status and own-language shares
+    (the relocation utility's composition rule), weighted per class, plus the shortfall of
+    the family's catchment school's perceived reputation below the level's mean. Writes
+    ``out[i]`` for the housed families ``active``; other entries are left as they are.
+    Families are independent, so the loop runs on numba's threads when there are several.
+    """
+    for j in prange(len(active)):
+        i = active[j]
+        cell = hh.cell[i]
+        s = hh.ses[i]
+        g = hh.lang[i]
+        x_s, x_l = own_shares(cell, s, g, 0.0, comp, grid.district, prefs.local_weight)
+        lev = hh.level[i]
+        rep = catch.rep_perceived[g, catch.school_of_cell[max(lev, 0), cell]]
+        school = prefs.w_school[s] * max(0.0, -rep) * (1.0 if lev >= 0 else 0.0)
+        out[i] = (prefs.w_comp_ses[s] * (1.0 - schelling_v(x_s, prefs.x0, prefs.m_homog))
+                  + prefs.w_comp_lang[g] * (1.0 - schelling_v(x_l, prefs.x0, prefs.m_homog))
+                  + school)
+
+
+@njit(cache=True)
+def dwelling_utility(i: int, slot: int, moving_in: bool, home: int, arriving: bool,
+                     hh: Households, comp: Composition, grid: Grid, catch: Catchments,
+                     prefs: DwellingPrefs) -> float:
     """Systematic utility of dwelling ``slot`` for family ``i`` (without the Gumbel shock).
 
-    ``pw`` packs the scalar and per-class weights, see ``SegregationModel.dwelling_params``:
-    [x0, m, b, w_afford, social_max_ses, w_distance, foreign_renewal_taste,
-    w_comp_ses(3), w_comp_lang(2), w_school(3), w_amenity(3), budget(3), tenure_cost(3)].
-    ``moving_in`` adds the family itself to the destination's composition.
+    ``moving_in`` adds the family itself to the destination's composition; ``home`` (or -1)
+    is where distance is measured from.
     """
     cell = slot // 3
     ten = slot % 3
-    s = fam_ses[i]
-    g = fam_lang[i]
-    if ten == 0 and s > pw[4]:
+    s = hh.ses[i]
+    g = hh.lang[i]
+    if ten == 0 and s > prefs.social_max_ses:
         return NEG_INF  # social rental is income-tested
     add = 1.0 if moving_in else 0.0
-    d = cell_district[cell]
-    b = pw[2]
-    c_tot = cell_ses[cell, 0] + cell_ses[cell, 1] + cell_ses[cell, 2] + add
-    d_tot = dist_ses[d, 0] + dist_ses[d, 1] + dist_ses[d, 2] + add
-    x_ses = (1.0 - b) * (cell_ses[cell, s] + add) / c_tot + b * (dist_ses[d, s] + add) / d_tot
-    x_lang = (1.0 - b) * (cell_lang[cell, g] + add) / c_tot + b * (dist_lang[d, g] + add) / d_tot
-    u = pw[7 + s] * schelling_v(x_ses, pw[0], pw[1])
-    u += pw[10 + g] * schelling_v(x_lang, pw[0], pw[1])
-    lev = fam_level[i]
+    x_ses, x_lang = own_shares(cell, s, g, add, comp, grid.district, prefs.local_weight)
+    u = prefs.w_comp_ses[s] * schelling_v(x_ses, prefs.x0, prefs.m_homog)
+    u += prefs.w_comp_lang[g] * schelling_v(x_lang, prefs.x0, prefs.m_homog)
+    lev = hh.level[i]
     if lev >= 0:
-        u += pw[12 + s] * rep_perceived[g, school_of_cell[lev, cell]]
-    u += pw[15 + s] * amenity[cell]
-    cost = price[cell] * pw[21 + ten]
-    over = cost - pw[18 + s]
+        u += prefs.w_school[s] * catch.rep_perceived[g, catch.school_of_cell[lev, cell]]
+    u += prefs.w_amenity[s] * grid.amenity[cell]
+    cost = grid.price[cell] * prefs.tenure_cost[ten]
+    over = cost - prefs.budget[s]
     if over > 0.0:
-        u -= pw[3] * over
-    u += tenure_taste[s, ten]
+        u -= prefs.w_afford * over
+    u += prefs.tenure_taste[s, ten]
     if home >= 0:
-        dx = cell_xy[cell, 0] - cell_xy[home, 0]
-        dy = cell_xy[cell, 1] - cell_xy[home, 1]
-        u -= pw[5] * np.sqrt(dx * dx + dy * dy)
-    if arriving and g == 1 and renewal_cell[cell]:
-        u += pw[6]
+        dx = grid.xy[cell, 0] - grid.xy[home, 0]
+        dy = grid.xy[cell, 1] - grid.xy[home, 1]
+        u -= prefs.w_distance * np.sqrt(dx * dx + dy * dy)
+    if arriving and g == 1 and grid.renewal[cell]:
+        u += prefs.foreign_renewal_taste
     return u
 
 
@@ -119,102 +263,71 @@ def local_candidate(home: int, height: int, radius: int, u: np.ndarray,
 
 
 @njit(cache=True)
-def relocate(
-    order: np.ndarray,
-    arriving: bool,
-    stay_bonus: float,
-    fam_ses: np.ndarray,
-    fam_lang: np.ndarray,
-    fam_level: np.ndarray,
-    fam_cell: np.ndarray,
-    fam_tenure: np.ndarray,
-    vac: np.ndarray,
-    n_vac: int,
-    cell_ses: np.ndarray,
-    cell_lang: np.ndarray,
-    dist_ses: np.ndarray,
-    dist_lang: np.ndarray,
-    cell_district: np.ndarray,
-    cell_xy: np.ndarray,
-    price: np.ndarray,
-    amenity: np.ndarray,
-    renewal_cell: np.ndarray,
-    school_of_cell: np.ndarray,
-    rep_perceived: np.ndarray,
-    pw: np.ndarray,
-    tenure_taste: np.ndarray,
-    height: int,
-    radius: int,
-    u_cand: np.ndarray,
-    u_local: np.ndarray,
-    gumbel: np.ndarray,
-) -> tuple:
+def relocate(order: np.ndarray, arriving: bool, vac: np.ndarray, n_vac: int, hh: Households,
+             comp: Composition, grid: Grid, catch: Catchments, prefs: DwellingPrefs,
+             draws: Search) -> tuple:
     """Sequential conditional-logit choice over a searched set of vacant dwellings.
 
     Families in ``order`` choose one at a time, so later choosers see earlier moves (the
     vacancy list, vacancy counts and composition counts are updated in place). A family's
-    search finds ``K = u_cand.shape[1]`` vacancies drawn uniformly from the whole city (with
-    replacement) and, if it has a home, up to ``L = u_local.shape[1]`` more from cells
-    within ``radius`` cells of it (``local_candidate``): families search near home, as most
-    moves are local. It picks the best of what it found and, if housed, of staying (with
-    ``stay_bonus``); utility plus Gumbel shock ``gumbel[j, k]``: columns ``0..K-1`` city-wide
-    candidates, ``K`` staying, ``K+1..K+L`` local candidates. The search is the behavioural
-    rule, so no sampling correction is added.
+    search finds ``K`` vacancies drawn uniformly from the whole city (with replacement) and,
+    if it has a home, up to ``L`` more from cells within ``prefs.radius`` cells of it
+    (``local_candidate``): families search near home, as most moves are local. It picks the
+    best of what it found and, if housed, of staying (with ``prefs.stay_bonus``); utility
+    plus Gumbel shock (``Search``). The search is the behavioural rule, so no sampling
+    correction is added.
 
     Args:
         order: Family slots in decision order.
         arriving: True for families arriving from outside (no current home, no stay option).
-        stay_bonus: Utility of staying (moving costs).
-        height: Grid height (cell ``i`` is at ``(i // height, i % height)``).
-        radius: Local search radius in cells.
-        u_cand: Uniforms (len(order), K) that pick the city-wide candidates.
-        u_local: Uniforms (len(order), L, 3) for the local candidates.
-        gumbel: Gumbel shocks (len(order), K + 1 + L).
-        Other arrays: see ``dwelling_utility``; ``vac[:n_vac]`` lists vacant dwelling slots.
+        vac: Vacant dwelling slots in ``vac[:n_vac]`` (updated in place).
+        n_vac: Number of vacancies.
+        hh: Households; ``cell`` and ``tenure`` are updated for movers.
+        comp: Composition counts, updated as families move.
+        grid: The city's cells.
+        catch: Catchment schools and reputations.
+        prefs: Residential-choice weights.
+        draws: The families' uniforms and shocks.
 
     Returns:
         ``(moved, n_vac)``: bool array over ``order`` (placed/moved) and the new vacancy count.
     """
-    n_cand = u_cand.shape[1]
-    n_local = u_local.shape[1]
-    vcount = np.zeros(len(cell_district) * 3, dtype=np.int64)
+    n_cand = draws.u_cand.shape[1]
+    n_local = draws.u_local.shape[1]
+    vcount = np.zeros(len(grid.district) * 3, dtype=np.int64)
     for q in range(n_vac):
         vcount[vac[q]] += 1
     moved = np.zeros(len(order), dtype=np.bool_)
     for j in range(len(order)):
         i = order[j]
-        home = fam_cell[i]
+        home = hh.cell[i]
         best = NEG_INF
         best_slot = -1
         best_idx = -1  # position in vac, or -1 for a local candidate (found by scan)
         if home >= 0:
-            slot0 = home * 3 + fam_tenure[i]
-            best = stay_bonus + gumbel[j, n_cand] + dwelling_utility(
-                i, slot0, False, -1, fam_ses, fam_lang, fam_level, arriving, cell_ses,
-                cell_lang, dist_ses, dist_lang, cell_district, cell_xy, price, amenity,
-                renewal_cell, school_of_cell, rep_perceived, pw, tenure_taste)
+            slot0 = home * 3 + hh.tenure[i]
+            best = prefs.stay_bonus + draws.gumbel[j, n_cand] + dwelling_utility(
+                i, slot0, False, -1, arriving, hh, comp, grid, catch, prefs)
         if n_vac == 0:
             continue
         for k in range(n_cand + n_local):
             if k < n_cand:
-                idx = int(u_cand[j, k] * n_vac)
+                idx = int(draws.u_cand[j, k] * n_vac)
                 slot = vac[idx]
                 col = k
             else:
                 if home < 0:
                     break
                 idx = -1
-                slot = local_candidate(home, height, radius, u_local[j, k - n_cand], vcount)
+                slot = local_candidate(home, grid.height, prefs.radius,
+                                       draws.u_local[j, k - n_cand], vcount)
                 col = k + 1
                 if slot < 0:
                     continue
-            v = dwelling_utility(
-                i, slot, True, home, fam_ses, fam_lang, fam_level, arriving, cell_ses,
-                cell_lang, dist_ses, dist_lang, cell_district, cell_xy, price, amenity,
-                renewal_cell, school_of_cell, rep_perceived, pw, tenure_taste)
+            v = dwelling_utility(i, slot, True, home, arriving, hh, comp, grid, catch, prefs)
             if v <= NEG_INF:
                 continue
-            v += gumbel[j, col]
+            v += draws.gumbel[j, col]
             if v > best:
                 best = v
                 best_slot = slot
@@ -228,150 +341,109 @@ def relocate(
         vac[best_idx] = vac[n_vac - 1]
         n_vac -= 1
         vcount[best_slot] -= 1
-        s = fam_ses[i]
-        g = fam_lang[i]
+        s = hh.ses[i]
+        g = hh.lang[i]
         if home >= 0:
-            old = home * 3 + fam_tenure[i]
+            old = home * 3 + hh.tenure[i]
             vac[n_vac] = old
             n_vac += 1
             vcount[old] += 1
-            cell_ses[home, s] -= 1
-            cell_lang[home, g] -= 1
-            dist_ses[cell_district[home], s] -= 1
-            dist_lang[cell_district[home], g] -= 1
+            comp.cell_ses[home, s] -= 1
+            comp.cell_lang[home, g] -= 1
+            comp.dist_ses[grid.district[home], s] -= 1
+            comp.dist_lang[grid.district[home], g] -= 1
         cell = best_slot // 3
-        fam_cell[i] = cell
-        fam_tenure[i] = best_slot % 3
-        cell_ses[cell, s] += 1
-        cell_lang[cell, g] += 1
-        dist_ses[cell_district[cell], s] += 1
-        dist_lang[cell_district[cell], g] += 1
+        hh.cell[i] = cell
+        hh.tenure[i] = best_slot % 3
+        comp.cell_ses[cell, s] += 1
+        comp.cell_lang[cell, g] += 1
+        comp.dist_ses[grid.district[cell], s] += 1
+        comp.dist_lang[grid.district[cell], g] += 1
         moved[j] = True
     return moved, n_vac
 
 
 @njit(cache=True)
-def daycare_choice(
-    order: np.ndarray,
-    child_ses: np.ndarray,
-    child_lang: np.ndarray,
-    cand: np.ndarray,
-    cand_km: np.ndarray,
-    private: np.ndarray,
-    rep_perceived: np.ndarray,
-    w_distance: float,
-    w_reputation: np.ndarray,
-    w_private: np.ndarray,
-    gumbel: np.ndarray,
-    seats: np.ndarray,
-) -> np.ndarray:
-    """Capacity-constrained daycare choice in a random priority order (serial dictatorship).
+def daycare_choice(kids: DaycareSeekers, units: DaycareUnits, prefs: DaycarePrefs) -> np.ndarray:
+    """Capacity-constrained daycare choice in priority order (serial dictatorship).
 
-    Each child in ``order`` takes the best daycare with a free seat among its candidates
-    ``cand[j]`` (the nearest ones to its home), with utility
+    Each child, in row order, takes the best daycare with a free seat among its candidates
+    ``kids.cand[j]`` (the nearest ones to its home), with utility
     ``-w_distance*km + w_reputation[ses]*rep[lang] + w_private[ses]*private + gumbel``.
-
-    Args:
-        order: Child indices (into ``child_ses``/``child_lang``) in priority order; row ``j``
-            of ``cand``, ``cand_km`` and ``gumbel`` belongs to ``order[j]``.
-        seats: Free seats per daycare, decremented in place.
+    ``units.seats`` is decremented in place.
 
     Returns:
-        Daycare index per entry of ``order``, or -1 where no candidate had a seat.
-
+        Daycare index per child, or -1 where no candidate had a seat.
     """
-    out = np.full(len(order), -1, dtype=np.int64)
-    for j in range(len(order)):
-        c = order[j]
-        s = child_ses[c]
-        g = child_lang[c]
+    n = len(kids.ses)
+    out = np.full(n, -1, dtype=np.int64)
+    for j in range(n):
+        s = kids.ses[j]
+        g = kids.lang[j]
         best = NEG_INF
         best_d = -1
-        for k in range(cand.shape[1]):
-            d = cand[j, k]
-            if d < 0 or seats[d] <= 0:
+        for k in range(kids.cand.shape[1]):
+            d = kids.cand[j, k]
+            if d < 0 or units.seats[d] <= 0:
                 continue
-            u = -w_distance * cand_km[j, k] + w_reputation[s] * rep_perceived[g, d]
-            if private[d]:
-                u += w_private[s]
-            u += gumbel[j, k]
+            u = (-prefs.w_distance * kids.cand_km[j, k]
+                 + prefs.w_reputation[s] * units.rep_perceived[g, d])
+            if units.private[d]:
+                u += prefs.w_private[s]
+            u += kids.gumbel[j, k]
             if u > best:
                 best = u
                 best_d = d
         if best_d >= 0:
-            seats[best_d] -= 1
+            units.seats[best_d] -= 1
             out[j] = best_d
     return out
 
 
-@njit(cache=True)
-def rank_programmes(
-    looks: np.ndarray,
-    child_ses: np.ndarray,
-    child_lang: np.ndarray,
-    home_xy: np.ndarray,
-    local_school: np.ndarray,
-    school_ids: np.ndarray,
-    school_xy: np.ndarray,
-    school_emphasis: np.ndarray,
-    rep_perceived: np.ndarray,
-    lang_share: np.ndarray,
-    w_rep: np.ndarray,
-    w_comp: np.ndarray,
-    w_dist: np.ndarray,
-    w_emph: np.ndarray,
-    local_bonus: np.ndarray,
-    max_km: float,
-    n_ranked: int,
-    gumbel: np.ndarray,
-) -> np.ndarray:
+@njit(cache=True, parallel=True)
+def rank_programmes(app: Applicants, prog: Programmes, prefs: SchoolPrefs) -> np.ndarray:
     """Build each applicant's ranked list of programmes (logit ranking by Gumbel shocks).
 
     Programme ``2*s`` is school ``s``'s general class, ``2*s+1`` its emphasised class.
-    Applicants who do not look beyond the local school (``looks[j]`` False) list only their
-    catchment school's general class. Lookers rank the programmes within ``max_km`` by
+    Applicants who do not look beyond the local school (``app.looks[j]`` False) list only
+    their catchment school's general class. Lookers rank the programmes within ``max_km`` by
     ``w_rep*rep + w_comp*own-language share - w_dist*km + w_emph*emphasis + gumbel``, plus
     ``local_bonus[s]`` (familiarity and trust, per school) for their catchment school, and
     keep those ranked above their catchment general class, at most ``n_ranked``; the catchment
-    general class always closes the list (the guaranteed place).
-
-    Args:
-        looks: Bool per applicant.
-        local_school: Catchment school (global index) per applicant.
-        school_ids: Global indices of the schools of this level (columns of ``gumbel`` are
-            ``2 * len(school_ids)`` programmes in that order).
-        lang_share: Share of each language group among pupils, shape (2, n_schools_all).
+    general class always closes the list (the guaranteed place). Applicants are independent,
+    so the loop runs on numba's threads when there are several.
 
     Returns:
         Int array (n_applicants, n_ranked + 1) of programme ids, -1 padded.
-
     """
-    n = len(looks)
-    n_s = len(school_ids)
+    n = len(app.looks)
+    n_s = len(prog.ids)
+    n_ranked = prefs.n_ranked
     out = np.full((n, n_ranked + 1), -1, dtype=np.int64)
-    util = np.empty(2 * n_s)
-    for j in range(n):
-        loc = local_school[j]
-        if not looks[j]:
+    for j in prange(n):
+        loc = app.local[j]
+        if not app.looks[j]:
             out[j, 0] = 2 * loc
             continue
-        s_ = child_ses[j]
-        g = child_lang[j]
+        util = np.empty(2 * n_s)
+        s_ = app.ses[j]
+        g = app.lang[j]
         u_local = NEG_INF
         for q in range(n_s):
-            sch = school_ids[q]
-            dx = school_xy[sch, 0] - home_xy[j, 0]
-            dy = school_xy[sch, 1] - home_xy[j, 1]
+            sch = prog.ids[q]
+            dx = prog.xy[sch, 0] - app.home_xy[j, 0]
+            dy = prog.xy[sch, 1] - app.home_xy[j, 1]
             km = np.sqrt(dx * dx + dy * dy)
-            base = w_rep[s_] * rep_perceived[g, sch] + w_comp[s_] * lang_share[g, sch]
-            base -= w_dist[s_] * km
+            base = (prefs.w_rep[s_] * prog.rep_perceived[g, sch]
+                    + prefs.w_comp[s_] * prog.lang_share[g, sch])
+            base -= prefs.w_dist[s_] * km
             if sch == loc:
-                base += local_bonus[sch]
-            elif km > max_km:
+                base += prog.local_bonus[sch]
+            elif km > prefs.max_km:
                 base = NEG_INF
-            util[2 * q] = base + gumbel[j, 2 * q] if base > NEG_INF else NEG_INF
-            if school_emphasis[sch] and base > NEG_INF:
-                util[2 * q + 1] = base + w_emph[s_] + gumbel[j, 2 * q + 1]
+            util[2 * q] = base + app.gumbel[j, 2 * q] if base > NEG_INF else NEG_INF
+            if prog.emphasis[sch] and base > NEG_INF:
+                util[2 * q + 1] = base + prefs.w_emph[s_] + app.gumbel[j, 2 * q + 1]
             else:
                 util[2 * q + 1] = NEG_INF
             if sch == loc:
@@ -387,7 +459,7 @@ def rank_programmes(
                     best_p = p
             if best_p < 0:
                 break
-            out[j, n_out] = 2 * school_ids[best_p // 2] + best_p % 2
+            out[j, n_out] = 2 * prog.ids[best_p // 2] + best_p % 2
             util[best_p] = NEG_INF
             n_out += 1
         out[j, n_out] = 2 * loc

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from sim.indices import index_set
+from sim.units import DAYCARE, SCHOOL, unit_ids
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
@@ -60,6 +61,11 @@ def gap_top_bottom_decile(values: np.ndarray) -> float:
         return float("nan")
     lo, hi = np.quantile(values, [0.1, 0.9])
     return float(values[values >= hi].mean() - values[values <= lo].mean())
+
+
+def record(model: SegregationModel) -> None:
+    """Phase: the year's metrics row and unit and area tables (``YearRecorder.collect``)."""
+    model.recorder.collect()
 
 
 def _rate(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray | float:
@@ -255,7 +261,7 @@ class YearRecorder:
             a = age & (ch.age >= lo) & (ch.age <= hi)
             out[f"daycare_participation_age{lo}_{hi}"] = float(_rate((a & inday).sum(), a.sum()))
         out.update({k: float(v) for k, v in self.flows.items()})
-        out["policy_cost_eur"] = sum(lv.spent.get(m.year, 0.0) for lv in m.levers)
+        out["policy_cost_eur"] = m.ledger.total(m.year)
         return {k: float(v) for k, v in out.items()}
 
     def area_frame(self, areas: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -290,8 +296,7 @@ class YearRecorder:
         df.insert(0, "index", np.concatenate([np.arange(n_s), np.arange(n_d)]))
         df.insert(0, "kind", np.concatenate([kind, np.where(dcs.private, "daycare_private",
                                                              "daycare_municipal")]))
-        df.insert(0, "unit_id", [f"S{i:03d}" for i in range(n_s)] + [f"D{i:03d}"
-                                                                      for i in range(n_d)])
+        df.insert(0, "unit_id", unit_ids(SCHOOL, range(n_s)) + unit_ids(DAYCARE, range(n_d)))
         df.insert(0, "year", m.year)
         df["enrolled"] = enrol[:, :3].sum(1)
         nan_d = np.full(n_d, np.nan)

@@ -16,11 +16,8 @@ file, and ``summary.json`` is written last: its presence marks a complete run (s
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
-import tempfile
-from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,35 +26,13 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from sim.config import as_dict
+from sim.figures import draw_all
+from sim.io import write_parquet, write_text
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
 
 PACKAGES = ("mesa", "numpy", "numba", "pandas", "pyarrow", "hydra-core", "matplotlib")
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    """Write a DataFrame atomically as Parquet (deterministic bytes for equal data)."""
-    atomic_write(path, lambda p: df.to_parquet(p, index=False, engine="pyarrow"))
-
-
-def write_text(text: str, path: Path) -> None:
-    """Write text atomically."""
-    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def git_hash() -> str:
@@ -116,8 +91,6 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> P
     write_parquet(model.recorder.units_frame(), run_dir / "units.parquet")
     write_parquet(model.recorder.areas_frame(), run_dir / "areas.parquet")
     if figures:
-        from sim.figures import draw_all
-
         draw_all(model, metrics, run_dir / "figures")
     final = metrics.iloc[-1].to_dict()
     summary = {

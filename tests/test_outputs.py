@@ -18,7 +18,8 @@ from conftest import TINY, tiny_config
 from sim.config import as_dict, validate
 from sim.indices import index_set
 from sim.model import SegregationModel
-from sim.outputs import atomic_write, is_complete, write_run
+from sim.io import atomic_write
+from sim.outputs import is_complete, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
 YEARS = 3

@@ -1,0 +1,37 @@
+"""Atomic file writes: a crash never leaves a half-written output file.
+
+Every file goes to a temporary name beside its target and is renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Write a DataFrame atomically as Parquet (deterministic bytes for equal data)."""
+    atomic_write(path, lambda p: df.to_parquet(p, index=False, engine="pyarrow"))
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write text atomically."""
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
