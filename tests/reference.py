@@ -1,7 +1,7 @@
 """Plain-Python, per-agent reference implementations of the choice rules in ``sim.kernels``.
 
-They take the same arguments and pre-drawn random numbers as the kernels and must give the
-same choices. They are written independently where possible: the school allocation here is
+They take the same named inputs (``sim.kernels.Households``, ``Search``...) and pre-drawn
+random numbers as the kernels and must give the same choices. They are written independently where possible: the school allocation here is
 the round-based textbook deferred acceptance, not the kernel's stack-based one, and the
 programme ranking sorts instead of selecting. ``SegregationModel(cfg, kernels=reference)``
 runs the whole model on them (tests and ``benchmarks/core.py``).
@@ -21,44 +21,55 @@ def schelling_v(x: float, x0: float, m: float) -> float:
     return x / x0 if x <= x0 else m + (1.0 - x) * (1.0 - m) / (1.0 - x0)
 
 
-class _Household:
-    """One family's view of the city, for readability of the per-agent rule."""
+def own_shares(cell, s, g, add, comp, district, b):
+    """Own-status and own-language shares (own cell and district); mirrors the kernel."""
+    d = district[cell]
+    c_tot = comp.cell_ses[cell, 0] + comp.cell_ses[cell, 1] + comp.cell_ses[cell, 2] + add
+    d_tot = comp.dist_ses[d, 0] + comp.dist_ses[d, 1] + comp.dist_ses[d, 2] + add
+    x_ses = ((1.0 - b) * (comp.cell_ses[cell, s] + add) / c_tot
+             + b * (comp.dist_ses[d, s] + add) / d_tot)
+    x_lang = ((1.0 - b) * (comp.cell_lang[cell, g] + add) / c_tot
+              + b * (comp.dist_lang[d, g] + add) / d_tot)
+    return x_ses, x_lang
 
-    def __init__(self, i: int, ses: np.ndarray, lang: np.ndarray, level: np.ndarray) -> None:
-        self.s, self.g, self.level = int(ses[i]), int(lang[i]), int(level[i])
+
+def dissatisfaction(active, hh, comp, grid, catch, prefs, out):
+    """Per-family dissatisfaction; mirrors ``kernels.dissatisfaction``."""
+    for i in active:
+        s, g, lev, cell = int(hh.ses[i]), int(hh.lang[i]), int(hh.level[i]), int(hh.cell[i])
+        x_s, x_l = own_shares(cell, s, g, 0.0, comp, grid.district, prefs.local_weight)
+        school = 0.0
+        if lev >= 0:
+            rep = catch.rep_perceived[g, catch.school_of_cell[lev, cell]]
+            school = prefs.w_school[s] * max(0.0, -rep) * 1.0
+        out[i] = (prefs.w_comp_ses[s] * (1.0 - schelling_v(x_s, prefs.x0, prefs.m_homog))
+                  + prefs.w_comp_lang[g] * (1.0 - schelling_v(x_l, prefs.x0, prefs.m_homog))
+                  + school)
 
 
-def dwelling_utility(i, slot, moving_in, home, fam_ses, fam_lang, fam_level, arriving,
-                     cell_ses, cell_lang, dist_ses, dist_lang, cell_district, cell_xy, price,
-                     amenity, renewal_cell, school_of_cell, rep_perceived, pw, tenure_taste):
+def dwelling_utility(i, slot, moving_in, home, arriving, hh, comp, grid, catch, prefs):
     """Per-family utility of a dwelling; mirrors ``kernels.dwelling_utility``."""
-    h = _Household(i, fam_ses, fam_lang, fam_level)
+    s, g, level = int(hh.ses[i]), int(hh.lang[i]), int(hh.level[i])
     cell, ten = divmod(int(slot), 3)
-    if ten == 0 and h.s > pw[4]:
+    if ten == 0 and s > prefs.social_max_ses:
         return NEG_INF
     add = 1.0 if moving_in else 0.0
-    d = cell_district[cell]
-    b = pw[2]
-    c_tot = cell_ses[cell, 0] + cell_ses[cell, 1] + cell_ses[cell, 2] + add
-    d_tot = dist_ses[d, 0] + dist_ses[d, 1] + dist_ses[d, 2] + add
-    x_ses = (1.0 - b) * (cell_ses[cell, h.s] + add) / c_tot + b * (dist_ses[d, h.s] + add) / d_tot
-    x_lang = ((1.0 - b) * (cell_lang[cell, h.g] + add) / c_tot
-              + b * (dist_lang[d, h.g] + add) / d_tot)
-    u = pw[7 + h.s] * schelling_v(x_ses, pw[0], pw[1])
-    u += pw[10 + h.g] * schelling_v(x_lang, pw[0], pw[1])
-    if h.level >= 0:
-        u += pw[12 + h.s] * rep_perceived[h.g, school_of_cell[h.level, cell]]
-    u += pw[15 + h.s] * amenity[cell]
-    over = price[cell] * pw[21 + ten] - pw[18 + h.s]
+    x_ses, x_lang = own_shares(cell, s, g, add, comp, grid.district, prefs.local_weight)
+    u = prefs.w_comp_ses[s] * schelling_v(x_ses, prefs.x0, prefs.m_homog)
+    u += prefs.w_comp_lang[g] * schelling_v(x_lang, prefs.x0, prefs.m_homog)
+    if level >= 0:
+        u += prefs.w_school[s] * catch.rep_perceived[g, catch.school_of_cell[level, cell]]
+    u += prefs.w_amenity[s] * grid.amenity[cell]
+    over = grid.price[cell] * prefs.tenure_cost[ten] - prefs.budget[s]
     if over > 0.0:
-        u -= pw[3] * over
-    u += tenure_taste[h.s, ten]
+        u -= prefs.w_afford * over
+    u += prefs.tenure_taste[s, ten]
     if home >= 0:
-        dx = cell_xy[cell, 0] - cell_xy[home, 0]
-        dy = cell_xy[cell, 1] - cell_xy[home, 1]
-        u -= pw[5] * math.sqrt(dx * dx + dy * dy)
-    if arriving and h.g == 1 and renewal_cell[cell]:
-        u += pw[6]
+        dx = grid.xy[cell, 0] - grid.xy[home, 0]
+        dy = grid.xy[cell, 1] - grid.xy[home, 1]
+        u -= prefs.w_distance * math.sqrt(dx * dx + dy * dy)
+    if arriving and g == 1 and grid.renewal[cell]:
+        u += prefs.foreign_renewal_taste
     return u
 
 
@@ -80,24 +91,20 @@ def local_candidate(home, height, radius, u, vcount):
     return -1
 
 
-def relocate(order, arriving, stay_bonus, fam_ses, fam_lang, fam_level, fam_cell, fam_tenure,
-             vac, n_vac, cell_ses, cell_lang, dist_ses, dist_lang, cell_district, cell_xy,
-             price, amenity, renewal_cell, school_of_cell, rep_perceived, pw, tenure_taste,
-             height, radius, u_cand, u_local, gumbel):
+def relocate(order, arriving, vac, n_vac, hh, comp, grid, catch, prefs, draws):
     """Sequential conditional-logit relocation; mirrors ``kernels.relocate``."""
-    env = (cell_ses, cell_lang, dist_ses, dist_lang, cell_district, cell_xy, price, amenity,
-           renewal_cell, school_of_cell, rep_perceived, pw, tenure_taste)
+    env = (hh, comp, grid, catch, prefs)
+    u_cand, u_local, gumbel = draws.u_cand, draws.u_local, draws.gumbel
     vacancies = list(vac[:n_vac])
-    vcount = np.bincount(np.asarray(vacancies, dtype=np.int64), minlength=3 * len(cell_district))
+    vcount = np.bincount(np.asarray(vacancies, dtype=np.int64), minlength=3 * len(grid.district))
     n_cand = u_cand.shape[1]
     moved = np.zeros(len(order), dtype=bool)
     for j, i in enumerate(order):
-        home = int(fam_cell[i])
+        home = int(hh.cell[i])
         options = []  # (utility, slot, position in the list or -1), kernel order; first max wins
         if home >= 0:
-            u0 = dwelling_utility(i, home * 3 + fam_tenure[i], False, -1, fam_ses, fam_lang,
-                                  fam_level, arriving, *env)
-            options.append((stay_bonus + gumbel[j, n_cand] + u0, None, -1))
+            u0 = dwelling_utility(i, home * 3 + hh.tenure[i], False, -1, arriving, *env)
+            options.append((prefs.stay_bonus + gumbel[j, n_cand] + u0, None, -1))
         if not vacancies:
             continue
         found = []  # (slot, Gumbel column, position in the list; -1: found by local search)
@@ -106,12 +113,11 @@ def relocate(order, arriving, stay_bonus, fam_ses, fam_lang, fam_level, fam_cell
             found.append((vacancies[pos], k, pos))
         if home >= 0:
             for m in range(u_local.shape[1]):
-                slot = local_candidate(home, height, radius, u_local[j, m], vcount)
+                slot = local_candidate(home, grid.height, prefs.radius, u_local[j, m], vcount)
                 if slot >= 0:
                     found.append((slot, n_cand + 1 + m, -1))
         for slot, col, pos in found:
-            v = dwelling_utility(i, slot, True, home, fam_ses, fam_lang, fam_level, arriving,
-                                 *env)
+            v = dwelling_utility(i, slot, True, home, arriving, *env)
             if v > NEG_INF:
                 options.append((v + gumbel[j, col], slot, pos))
         best_u, best_slot, pos = NEG_INF, None, -1
@@ -125,80 +131,79 @@ def relocate(order, arriving, stay_bonus, fam_ses, fam_lang, fam_level, fam_cell
         vacancies[pos] = vacancies[-1]
         vacancies.pop()
         vcount[best_slot] -= 1
-        s, g = fam_ses[i], fam_lang[i]
+        s, g = hh.ses[i], hh.lang[i]
         if home >= 0:
-            old = home * 3 + fam_tenure[i]
+            old = home * 3 + hh.tenure[i]
             vacancies.append(old)
             vcount[old] += 1
-            for arr, grp in ((cell_ses, s), (cell_lang, g)):
+            for arr, grp in ((comp.cell_ses, s), (comp.cell_lang, g)):
                 arr[home, grp] -= 1
-            dist_ses[cell_district[home], s] -= 1
-            dist_lang[cell_district[home], g] -= 1
+            comp.dist_ses[grid.district[home], s] -= 1
+            comp.dist_lang[grid.district[home], g] -= 1
         cell = best_slot // 3
-        fam_cell[i], fam_tenure[i] = cell, best_slot % 3
-        cell_ses[cell, s] += 1
-        cell_lang[cell, g] += 1
-        dist_ses[cell_district[cell], s] += 1
-        dist_lang[cell_district[cell], g] += 1
+        hh.cell[i], hh.tenure[i] = cell, best_slot % 3
+        comp.cell_ses[cell, s] += 1
+        comp.cell_lang[cell, g] += 1
+        comp.dist_ses[grid.district[cell], s] += 1
+        comp.dist_lang[grid.district[cell], g] += 1
         moved[j] = True
     vac[: len(vacancies)] = vacancies
     return moved, len(vacancies)
 
 
-def daycare_choice(order, child_ses, child_lang, cand, cand_km, private, rep_perceived,
-                   w_distance, w_reputation, w_private, gumbel, seats):
+def daycare_choice(kids, units, prefs):
     """Serial-dictatorship daycare choice; mirrors ``kernels.daycare_choice``."""
-    out = np.full(len(order), -1, dtype=np.int64)
-    for j, c in enumerate(order):
-        s, g = child_ses[c], child_lang[c]
+    out = np.full(len(kids.ses), -1, dtype=np.int64)
+    for j in range(len(kids.ses)):
+        s, g = kids.ses[j], kids.lang[j]
         scored = []
-        for k, d in enumerate(cand[j]):
-            if d < 0 or seats[d] <= 0:
+        for k, d in enumerate(kids.cand[j]):
+            if d < 0 or units.seats[d] <= 0:
                 continue
-            u = -w_distance * cand_km[j, k] + w_reputation[s] * rep_perceived[g, d]
-            if private[d]:
-                u += w_private[s]
-            scored.append((u + gumbel[j, k], -k, d))
+            u = (-prefs.w_distance * kids.cand_km[j, k]
+                 + prefs.w_reputation[s] * units.rep_perceived[g, d])
+            if units.private[d]:
+                u += prefs.w_private[s]
+            scored.append((u + kids.gumbel[j, k], -k, d))
         if scored:
             _, _, d = max(scored)
-            seats[d] -= 1
+            units.seats[d] -= 1
             out[j] = d
     return out
 
 
-def rank_programmes(looks, child_ses, child_lang, home_xy, local_school, school_ids, school_xy,
-                    school_emphasis, rep_perceived, lang_share, w_rep, w_comp, w_dist, w_emph,
-                    local_bonus, max_km, n_ranked, gumbel):
+def rank_programmes(app, prog, prefs):
     """Ranked applications by sorting utilities; mirrors ``kernels.rank_programmes``."""
-    n = len(looks)
-    out = np.full((n, n_ranked + 1), -1, dtype=np.int64)
+    n = len(app.looks)
+    out = np.full((n, prefs.n_ranked + 1), -1, dtype=np.int64)
     for j in range(n):
-        loc = int(local_school[j])
-        if not looks[j]:
+        loc = int(app.local[j])
+        if not app.looks[j]:
             out[j, 0] = 2 * loc
             continue
-        s, g = child_ses[j], child_lang[j]
+        s, g = app.ses[j], app.lang[j]
         scored = []  # (utility, -programme position, programme id)
         u_local = NEG_INF
-        for q, sch in enumerate(school_ids):
-            dx = school_xy[sch, 0] - home_xy[j, 0]
-            dy = school_xy[sch, 1] - home_xy[j, 1]
+        for q, sch in enumerate(prog.ids):
+            dx = prog.xy[sch, 0] - app.home_xy[j, 0]
+            dy = prog.xy[sch, 1] - app.home_xy[j, 1]
             km = math.sqrt(dx * dx + dy * dy)
-            if sch != loc and km > max_km:
+            if sch != loc and km > prefs.max_km:
                 continue
-            base = w_rep[s] * rep_perceived[g, sch] + w_comp[s] * lang_share[g, sch]
-            base -= w_dist[s] * km
+            base = (prefs.w_rep[s] * prog.rep_perceived[g, sch]
+                    + prefs.w_comp[s] * prog.lang_share[g, sch])
+            base -= prefs.w_dist[s] * km
             if sch == loc:
-                base += local_bonus[sch]
-                u_local = base + gumbel[j, 2 * q]
+                base += prog.local_bonus[sch]
+                u_local = base + app.gumbel[j, 2 * q]
             else:
-                scored.append((base + gumbel[j, 2 * q], -(2 * q), 2 * sch))
-            if school_emphasis[sch]:
-                u = base + w_emph[s] + gumbel[j, 2 * q + 1]
+                scored.append((base + app.gumbel[j, 2 * q], -(2 * q), 2 * sch))
+            if prog.emphasis[sch]:
+                u = base + prefs.w_emph[s] + app.gumbel[j, 2 * q + 1]
                 scored.append((u, -(2 * q + 1), 2 * sch + 1))
-        better = sorted((x for x in scored if x[0] > u_local), reverse=True)[:n_ranked]
-        for r, (_, _, prog) in enumerate(better):
-            out[j, r] = prog
+        better = sorted((x for x in scored if x[0] > u_local), reverse=True)[:prefs.n_ranked]
+        for r, (_, _, p) in enumerate(better):
+            out[j, r] = p
         out[j, len(better)] = 2 * loc
     return out
 

@@ -22,7 +22,8 @@ from scenarios.catchments import (
     spread,
 )
 from sim.config import load_config
-from sim.model import LOWER, UPPER, SegregationModel
+from sim.model import SegregationModel
+from sim.units import LOWER, UPPER
 
 NO_LOOK = "behaviour.school.enabled=false"  # every entrant goes to the catchment school
 
@@ -416,6 +417,8 @@ def test_validation_errors(case: str, tiny_model: SegregationModel) -> None:
         make(tiny_model).init(tiny_model)
 
 
-def test_bad_scenario_entry_stops_config_loading() -> None:
+def test_bad_scenario_entry_is_refused_when_levers_are_built() -> None:
+    # The config is checked by the core; its levers by the policy layer, before any model.
+    cfg = load_config(["scenario.levers=[{lever: shared_catchment, groups: [[S000]]}]"])
     with pytest.raises(ValueError, match="shared_catchment: groups"):
-        load_config(["scenario.levers=[{lever: shared_catchment, groups: [[S000]]}]"])
+        build_levers(cfg.scenario.levers)

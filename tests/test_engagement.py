@@ -13,6 +13,7 @@ from conftest import lever, run_tiny, tiny_config
 from scenarios.base import build_levers
 from sim.config import load_config
 from sim.model import SegregationModel
+from sim.phases.reputation import perceive
 
 YEARS = 6
 
@@ -76,7 +77,7 @@ def test_daycare_trust_is_perceived_in_the_year_it_is_set() -> None:
     model.step()  # the lever sets trust after this year's reputation step
     assert np.allclose(model.daycares.trust, 0.5 / 3)
     seen = model.daycares.rep_perceived.copy()
-    model._perceive()  # what next year's reputation step computes from the same state
+    perceive(model)  # what next year's reputation step computes from the same state
     assert np.allclose(seen, model.daycares.rep_perceived)
     assert not np.allclose(seen, before)
 
@@ -207,6 +208,7 @@ def test_unknown_targets_fail_at_model_construction(target, units) -> None:
         SegregationModel(tiny_config(), levers=[engagement(target=target, units=units)])
 
 
-def test_bad_argument_in_a_scenario_file_fails_at_config_load() -> None:
+def test_bad_argument_in_a_scenario_file_fails_when_levers_are_built() -> None:
+    cfg = load_config(["scenario=engagement", "scenario.levers.0.coverage=2"])
     with pytest.raises(ValueError, match="coverage=2"):
-        load_config(["scenario=engagement", "scenario.levers.0.coverage=2"])
+        build_levers(cfg.scenario.levers)

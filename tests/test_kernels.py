@@ -10,7 +10,18 @@ from hypothesis import strategies as st
 import reference
 from conftest import tiny_config
 from sim import kernels
+from sim.kernels import (
+    Applicants,
+    DaycarePrefs,
+    DaycareSeekers,
+    DaycareUnits,
+    Households,
+    Programmes,
+    SchoolPrefs,
+    Search,
+)
 from sim.model import SegregationModel
+from sim.phases import housing
 
 
 def test_schelling_v_shape() -> None:
@@ -32,29 +43,23 @@ def relocation_inputs(m: SegregationModel, seed: int, n_movers: int, k: int, n_l
     rng = np.random.default_rng(seed)
     f = m.families
     order = rng.permutation(np.flatnonzero(f.active))[:n_movers]
-    m.recount()
-    vac = m.vacancies()
-    return dict(
-        order=order, fam_level=m.family_level(), vac=vac, n_vac=len(vac),
-        u_cand=rng.random((len(order), k)), u_local=rng.random((len(order), n_local, 3)),
-        gumbel=rng.gumbel(size=(len(order), k + 1 + n_local)),
-    )
+    vac = housing.vacancies(m)
+    draws = Search(u_cand=rng.random((len(order), k)),
+                   u_local=rng.random((len(order), n_local, 3)),
+                   gumbel=rng.gumbel(size=(len(order), k + 1 + n_local)))
+    return dict(order=order, vac=vac, n_vac=len(vac), draws=draws)
 
 
 def run_relocate(mod, m: SegregationModel, inp: dict, arriving: bool):
     f = m.families
-    cell, tenure = f.cell.copy(), f.tenure.copy()
-    counts = [a.copy() for a in (m.cell_ses, m.cell_lang, m.dist_ses, m.dist_lang)]
+    hh = Households(ses=f.ses, lang=f.lang, level=m.family_level(), cell=f.cell.copy(),
+                    tenure=f.tenure.copy())
+    comp = housing.composition(m)
+    prefs = housing.dwelling_prefs(m)._replace(radius=3)
     vac = inp["vac"].copy()
-    p = m.cfg.behaviour.preferences
-    moved, n_vac = mod.relocate(
-        inp["order"], arriving, p.stay_bonus, f.ses, f.lang, inp["fam_level"], cell, tenure,
-        vac, inp["n_vac"], *counts, m.city.district, m.city.xy, m.city.price, m.city.amenity,
-        m.renewal_cell, m.school_of_cell, m.schools.rep_perceived, m.dwelling_params(),
-        np.asarray(p.tenure_taste, dtype=float), m.city.height, 3, inp["u_cand"],
-        inp["u_local"], inp["gumbel"],
-    )
-    return moved, n_vac, cell, tenure, vac[:n_vac], counts
+    moved, n_vac = mod.relocate(inp["order"], arriving, vac, inp["n_vac"], hh, comp,
+                                housing.grid(m), housing.catchments(m), prefs, inp["draws"])
+    return moved, n_vac, hh.cell, hh.tenure, vac[:n_vac], list(comp)
 
 
 @settings(max_examples=15, deadline=None)
@@ -100,11 +105,12 @@ def test_daycare_kernel_matches_reference(seed, n, n_d, m_near) -> None:
     rep = rng.normal(size=(2, n_d))
     seats = rng.integers(0, 6, n_d)
     gum = rng.gumbel(size=(n, m_near))
-    args = (rng.permutation(n), ses, lang, cand, km, private, rep, 1.5,
-            np.array([0.3, 0.6, 1.0]), np.array([-2.0, -0.8, 0.2]), gum)
+    kids = DaycareSeekers(ses=ses, lang=lang, cand=cand, cand_km=km, gumbel=gum)
+    prefs = DaycarePrefs(w_distance=1.5, w_reputation=np.array([0.3, 0.6, 1.0]),
+                         w_private=np.array([-2.0, -0.8, 0.2]))
     s1, s2 = seats.copy(), seats.copy()
-    got = kernels.daycare_choice(*args, s1)
-    want = reference.daycare_choice(*args, s2)
+    got = kernels.daycare_choice(kids, DaycareUnits(private, rep, s1), prefs)
+    want = reference.daycare_choice(kids, DaycareUnits(private, rep, s2), prefs)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(s1, s2)
     assert (s1 >= 0).all()
@@ -115,32 +121,46 @@ def school_case(seed: int, n: int, n_s: int, n_ranked: int):
     rng = np.random.default_rng(seed)
     ids = np.sort(rng.choice(n_s + 3, size=n_s, replace=False))
     n_all = ids.max() + 1
-    xy = rng.random((n_all, 2)) * 6
-    return dict(
-        looks=rng.random(n) < 0.6, child_ses=rng.integers(0, 3, n),
-        child_lang=rng.integers(0, 2, n), home_xy=rng.random((n, 2)) * 6,
-        local_school=rng.choice(ids, n), school_ids=ids, school_xy=xy,
-        school_emphasis=rng.random(n_all) < 0.4, rep_perceived=rng.normal(size=(2, n_all)),
-        lang_share=rng.random((2, n_all)), w_rep=np.array([0.6, 1.0, 1.6]),
-        w_comp=np.array([0.2, 0.6, 1.0]), w_dist=np.array([0.8, 0.6, 0.5]),
-        w_emph=np.array([0.0, 0.5, 1.0]), local_bonus=0.5 + rng.random(n_all), max_km=4.0,
-        n_ranked=n_ranked,
-        gumbel=rng.gumbel(size=(n, 2 * n_s)),
-    )
+    app = Applicants(looks=rng.random(n) < 0.6, ses=rng.integers(0, 3, n),
+                     lang=rng.integers(0, 2, n), home_xy=rng.random((n, 2)) * 6,
+                     local=rng.choice(ids, n), gumbel=rng.gumbel(size=(n, 2 * n_s)))
+    prog = Programmes(ids=ids, xy=rng.random((n_all, 2)) * 6,
+                      emphasis=rng.random(n_all) < 0.4, rep_perceived=rng.normal(size=(2, n_all)),
+                      lang_share=rng.random((2, n_all)), local_bonus=0.5 + rng.random(n_all))
+    prefs = SchoolPrefs(w_rep=np.array([0.6, 1.0, 1.6]), w_comp=np.array([0.2, 0.6, 1.0]),
+                        w_dist=np.array([0.8, 0.6, 0.5]), w_emph=np.array([0.0, 0.5, 1.0]),
+                        max_km=4.0, n_ranked=n_ranked)
+    return app, prog, prefs
 
 
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10**6), n=st.integers(1, 150), n_s=st.integers(1, 10),
        n_ranked=st.integers(1, 4))
 def test_school_ranking_kernel_matches_reference(seed, n, n_s, n_ranked) -> None:
-    case = school_case(seed, n, n_s, n_ranked)
-    got = kernels.rank_programmes(**case)
-    want = reference.rank_programmes(**case)
+    app, prog, prefs = school_case(seed, n, n_s, n_ranked)
+    got = kernels.rank_programmes(app, prog, prefs)
+    want = reference.rank_programmes(app, prog, prefs)
     np.testing.assert_array_equal(got, want)
     # Every list ends with the catchment school's general class (the guaranteed place).
     last = np.array([row[row >= 0][-1] for row in got])
-    np.testing.assert_array_equal(last, 2 * case["local_school"])
-    np.testing.assert_array_equal(got[~case["looks"], 0], 2 * case["local_school"][~case["looks"]])
+    np.testing.assert_array_equal(last, 2 * app.local)
+    np.testing.assert_array_equal(got[~app.looks, 0], 2 * app.local[~app.looks])
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10**6), years=st.integers(0, 3))
+def test_dissatisfaction_kernel_matches_reference(seed, years) -> None:
+    m = SegregationModel(tiny_config(f"seed={seed % 50}", "years=3"))
+    m.run(years)
+    f = m.families
+    active = np.flatnonzero(f.active & (f.cell >= 0))
+    args = (active, housing.households(m), housing.composition(m), housing.grid(m),
+            housing.catchments(m), housing.dwelling_prefs(m))
+    got, want = np.zeros(f.capacity), np.zeros(f.capacity)
+    kernels.dissatisfaction(*args, got)
+    reference.dissatisfaction(*args, want)
+    np.testing.assert_array_equal(got, want)
+    assert (got[active] > 0).any() and (got[~f.active] == 0).all()
 
 
 def da_case(seed: int, n: int, n_p: int, n_l: int):
@@ -224,10 +244,11 @@ class Spy:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
         self.relocate, self.daycare_choice = kernels.relocate, kernels.daycare_choice
+        self.dissatisfaction = kernels.dissatisfaction
 
-    def rank_programmes(self, *args):
-        out = kernels.rank_programmes(*args)
-        self.calls.append(("rank", args, out))
+    def rank_programmes(self, app, prog, prefs):
+        out = kernels.rank_programmes(app, prog, prefs)
+        self.calls.append(("rank", app, out))
         return out
 
     def deferred_acceptance(self, prefs, prio, capacity):
@@ -245,9 +266,9 @@ def test_admission_gives_catchment_children_priority_at_their_school() -> None:
     ranks = [c for c in spy.calls if c[0] == "rank"]
     das = [c for c in spy.calls if c[0] == "da"]
     checked = 0
-    for (_, rargs, prefs), (_, (prefs2, prio, _), _) in zip(ranks, das, strict=True):
+    for (_, app, prefs), (_, (prefs2, prio, _), _) in zip(ranks, das, strict=True):
         np.testing.assert_array_equal(prefs, prefs2)
-        local = rargs[4]
+        local = app.local
         listed = prefs >= 0
         general = listed & (prefs % 2 == 0)
         own = general & (prefs // 2 == local[:, None])

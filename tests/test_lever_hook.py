@@ -8,6 +8,7 @@ import pytest
 from conftest import run_tiny, tiny_config
 from scenarios.base import Lever
 from sim.model import SegregationModel
+from sim.phases.population import new_families
 
 
 class Recorder(Lever):
@@ -65,8 +66,8 @@ def test_new_families_do_not_depend_on_how_many_arrive() -> None:
     # Common random numbers: the k-th arriving family is the same family whether 5 or 9
     # arrive (e.g. because a lever changed how many left the city).
     a, b = (SegregationModel(tiny_config("seed=4")) for _ in range(2))
-    sa, ka = a._new_families(5, "arrivals", 0.3, 7, 0.5)
-    sb, kb = b._new_families(9, "arrivals", 0.3, 7, 0.5)
+    sa, ka = new_families(a, 5, "arrivals", 0.3, 7, 0.5)
+    sb, kb = new_families(b, 9, "arrivals", 0.3, 7, 0.5)
     for attr in ("ses", "lang", "info", "low_edu", "unemployed", "parent_age"):
         np.testing.assert_array_equal(getattr(a.families, attr)[sa],
                                       getattr(b.families, attr)[sb[:5]])

@@ -305,5 +305,7 @@ def test_cli_skips_complete_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "already done" in proc.stdout, proc.stdout
     assert "done in" not in proc.stdout
-    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in run_dir.iterdir()}
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in run_dir.iterdir()
+             if p.name != "run.log"}
     assert after == before
+    assert "already done" in (run_dir / "run.log").read_text()  # the run's own log

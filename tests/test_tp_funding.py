@@ -10,7 +10,8 @@ import pytest
 
 from conftest import run_tiny, tiny_config
 from scenarios.base import build_levers
-from scenarios.tp_funding import TPFunding, enrolled_counts, needs_index, needs_indicators
+from scenarios.needs import needs_index, needs_indicators
+from scenarios.tp_funding import TPFunding
 from sim.config import load_config
 from sim.model import SegregationModel
 
@@ -96,7 +97,7 @@ def fund(model: SegregationModel, year: int = 1, **kw) -> TPFunding:
     kw = {"budget_eur": 100_000, "threshold": 0.1, "reference_families": N_TINY, **kw}
     lever = TPFunding(**kw)
     model.levers = [lever]
-    lever.init(model)
+    lever.bind(model)
     model.year = year
     lever.apply(model)
     return lever
@@ -131,7 +132,7 @@ def test_allocation_on_a_running_model_sums_to_the_scaled_budget() -> None:
     school, daycare = model.levers
     for lever, units in ((school, model.schools), (daycare, model.daycares)):
         kind = lever.kind
-        idx, n = needs_index(model, kind), enrolled_counts(model, kind)
+        idx, n = needs_index(model, kind), model.enrolment(kind)
         eligible = (idx > 0.2) & (n > 0)
         assert eligible.any() and not eligible.all()
         assert np.array_equal(lever.eligible, eligible)  # year 3 is an update year
@@ -333,12 +334,16 @@ def test_bad_arguments_have_clear_messages(kw: dict, match: str) -> None:
 @pytest.mark.parametrize(("kw", "match"), [
     ({"target": ["S001", "S999"]}, "target='S999' .*school id S000..S005"),
     ({"kind": "daycare", "target": ["S001"]}, "target='S001' .*daycare id D000..D005"),
-    ({"target": "somewhere"}, "target='somewhere'"),
 ])
 def test_bad_targets_fail_at_model_construction(kw: dict, match: str) -> None:
     (lever,) = build_levers([{"lever": "tp_funding", "budget_eur": 1000, **kw}])
     with pytest.raises(ValueError, match=f"lever tp_funding: {match}"):
         SegregationModel(tiny_config(), levers=[lever])
+
+
+def test_malformed_target_fails_when_the_lever_is_built() -> None:
+    with pytest.raises(ValueError, match="lever tp_funding: target='somewhere'"):
+        build_levers([{"lever": "tp_funding", "budget_eur": 1000, "target": "somewhere"}])
 
 
 def test_scenario_errors_name_the_scenario() -> None:
