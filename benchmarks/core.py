@@ -2,20 +2,24 @@
 
 Prints one JSON line:
 
-* ``family_years_per_s``: simulated family-years per second of the full model (numba
-  kernels), after JIT, for the main run; ``run_s`` and ``init_s`` are its wall times;
-* ``reference_family_years_per_s``: the same model with the plain-Python per-agent reference
-  choice rules of ``tests/reference.py`` on a subsample city (``--ref-fraction`` of the
-  families), in the same process; ``speedup`` is the ratio of the two;
-* ``kernel_speedup``: the same ratio for the choice steps alone (the time spent inside the
-  relocation, daycare and school kernels versus their references, per family-year);
+* ``run_s``, ``init_s``, ``family_years_per_s``: wall time of the main run after JIT, of
+  building the model (city, population, set-up phases), and simulated family-years per
+  second of the run;
+* ``phases``: seconds per simulated year in each phase of ``sim.model.YEAR``, and
+  ``mesa_bookkeeping_share``: the share of a year spent creating and removing Mesa family
+  agents;
+* ``threads``: the same run with ``threads=2`` (numba's parallel kernels), its wall time
+  and speed-up;
 * ``jit_compile_s``: compile time of all kernels, measured with an empty numba cache;
-* ``peak_rss_mb``: peak resident memory of the main run;
-* ``scaling``: family-years per second at several city sizes (cost linear in families means
-  a flat rate).
+* ``peak_rss_mb``: peak resident memory;
+* ``scaling``: family-years per second at several city sizes (cost linear in families
+  means a flat rate);
+* ``mesa_schelling_agent_steps_per_s`` and ``ratio_to_schelling``: Mesa's own Schelling
+  example on a 100 x 100 grid in the same process, and our family-years per second over
+  its agent-steps per second.
 
-Run on one core of a quiet machine. Numbers for this repository are in
-``benchmarks/RESULTS.md``.
+Run on one core of a quiet machine (``taskset -c 0``; the threads run needs two). Numbers
+for this repository are in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -24,41 +28,17 @@ import argparse
 import json
 import os
 import resource
-import sys
 import tempfile
 import time
-from pathlib import Path
+from collections import Counter
 
 # An empty cache so that jit_compile_s measures a real compile (set before numba loads).
 os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="numba-bench-"))
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import reference  # noqa: E402
-from sim import kernels  # noqa: E402
+from mesa.examples.basic.schelling.model import Schelling, SchellingScenario  # noqa: E402
+
 from sim.config import load_config  # noqa: E402
-from sim.model import SegregationModel  # noqa: E402
-
-KERNELS = ("relocate", "daycare_choice", "rank_programmes", "deferred_acceptance")
-
-
-class TimedKernels:
-    """Wraps a kernel module and accumulates the time spent in each choice rule."""
-
-    def __init__(self, module: object) -> None:
-        self.module = module
-        self.seconds = 0.0
-        for name in KERNELS:
-            setattr(self, name, self._timed(getattr(module, name)))
-
-    def _timed(self, fn):  # noqa: ANN001, ANN202
-        def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            t0 = time.perf_counter()
-            out = fn(*args, **kwargs)
-            self.seconds += time.perf_counter() - t0
-            return out
-
-        return call
+from sim.model import YEAR, SegregationModel  # noqa: E402
 
 
 def scaled(preset: str, frac: float, years: int, seed: int) -> list[str]:
@@ -81,17 +61,48 @@ def scaled(preset: str, frac: float, years: int, seed: int) -> list[str]:
     ]
 
 
-def timed_run(overrides: list[str], kernel_module: object | None = None) -> dict:
-    """Build and run a model; returns wall times, family-years and kernel seconds."""
-    timed = TimedKernels(kernel_module or kernels)
+class PhaseClock:
+    """Times every phase of the year and the Mesa family bookkeeping of one model."""
+
+    def __init__(self, model: SegregationModel) -> None:
+        self.seconds: Counter[str] = Counter()
+        model.phases = tuple(self.timed(p, p.__module__.rsplit(".", 1)[-1] + "." + p.__name__)
+                             for p in YEAR)
+        model.add_family_agents = self.timed(model.add_family_agents, "mesa")
+        model.remove_family_agents = self.timed(model.remove_family_agents, "mesa")
+
+    def timed(self, fn, name: str):  # noqa: ANN001, ANN201
+        def call(*args):  # noqa: ANN002, ANN202
+            t0 = time.perf_counter()
+            out = fn(*args)
+            self.seconds[name] += time.perf_counter() - t0
+            return out
+
+        return call
+
+
+def timed_run(overrides: list[str], clock: bool = False) -> dict:
+    """Build and run a model; returns wall times, family-years and phase seconds."""
     t0 = time.perf_counter()
-    model = SegregationModel(load_config(overrides), kernels=timed)
+    model = SegregationModel(load_config(overrides))
     t1 = time.perf_counter()
+    phases = PhaseClock(model) if clock else None
     model.run()
     t2 = time.perf_counter()
     fy = float(model.recorder.metrics_frame()["n_families"].iloc[1:].sum())
     return {"init_s": t1 - t0, "run_s": t2 - t1, "family_years": fy,
-            "kernel_s": timed.seconds}
+            "phases": phases.seconds if phases else None, "years": model.year}
+
+
+def schelling_rate(steps: int = 20) -> float:
+    """Agent-steps per second of Mesa's Schelling example (100 x 100 grid, after warm-up)."""
+    m = Schelling(SchellingScenario(width=100, height=100, rng=1))
+    m.step()
+    n = len(m.agents)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        m.step()
+    return n * steps / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -100,8 +111,6 @@ def main() -> None:
     ap.add_argument("--preset", default="helsinki")
     ap.add_argument("--years", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--ref-fraction", type=float, default=0.05)
-    ap.add_argument("--ref-years", type=int, default=3)
     ap.add_argument("--sizes", default="0.25,0.5,1.0", help="fractions for the scaling runs")
     ap.add_argument("--scaling-years", type=int, default=10)
     args = ap.parse_args()
@@ -114,17 +123,20 @@ def main() -> None:
     timed_run(tiny)
     jit_s = first - (time.perf_counter() - t0)
 
-    main_run = timed_run([f"city={args.preset}", f"years={args.years}", f"seed={args.seed}",
-                          "output.progress=false"])
+    main_ov = [f"city={args.preset}", f"years={args.years}", f"seed={args.seed}",
+               "output.progress=false"]
+    main_run = timed_run(main_ov)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     fyps = main_run["family_years"] / main_run["run_s"]
+    clocked = timed_run(main_ov, clock=True)
+    per_year = {k: round(v / clocked["years"], 4) for k, v in clocked["phases"].items()}
+    year_s = sum(v for k, v in clocked["phases"].items() if k != "mesa") / clocked["years"]
 
-    sub = scaled(args.preset, args.ref_fraction, args.ref_years, args.seed)
-    ref = timed_run(sub, reference)
-    fast = timed_run(sub)
-    ref_fyps = ref["family_years"] / ref["run_s"]
-    kernel_speedup = (ref["kernel_s"] / ref["family_years"]) / (
-        fast["kernel_s"] / fast["family_years"])
+    threads = None
+    if len(os.sched_getaffinity(0)) >= 2:
+        par = timed_run([*main_ov, "threads=2"])
+        threads = {"threads": 2, "run_s": round(par["run_s"], 2),
+                   "speedup": round(main_run["run_s"] / par["run_s"], 2)}
 
     scaling = []
     for frac in (float(x) for x in args.sizes.split(",")):
@@ -132,16 +144,17 @@ def main() -> None:
         scaling.append({"fraction": frac, "families": r["family_years"] / args.scaling_years,
                         "run_s": round(r["run_s"], 3),
                         "family_years_per_s": round(r["family_years"] / r["run_s"])})
+    schelling = schelling_rate()
 
     print(json.dumps({
         "preset": args.preset, "years": args.years,
         "family_years_per_s": round(fyps), "run_s": round(main_run["run_s"], 2),
-        "init_s": round(main_run["init_s"], 2),
-        "reference_family_years_per_s": round(ref_fyps), "speedup": round(fyps / ref_fyps, 1),
-        "kernel_speedup": round(kernel_speedup, 1),
-        "reference_subsample_families": round(ref["family_years"] / args.ref_years),
-        "jit_compile_s": round(jit_s, 2), "peak_rss_mb": round(peak_mb),
-        "scaling": scaling,
+        "init_s": round(main_run["init_s"], 2), "phases_s_per_year": per_year,
+        "mesa_bookkeeping_share": round(clocked["phases"]["mesa"] / clocked["years"] / year_s,
+                                        4),
+        "threads": threads, "jit_compile_s": round(jit_s, 2), "peak_rss_mb": round(peak_mb),
+        "scaling": scaling, "mesa_schelling_agent_steps_per_s": round(schelling),
+        "ratio_to_schelling": round(fyps / schelling, 2),
     }))
 
 

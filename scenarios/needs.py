@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.units import KINDS, SCHOOL
+from sim.units import KINDS
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel

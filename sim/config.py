@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,10 @@ class Config:
 
     seed: int = 0
     years: int = 20  # assumption: two decades, the horizon strategy staff ask about
+    # numba threads for the kernels that run per family or pupil in parallel. 1 keeps
+    # sweeps at one process per core; more helps a single long run. Results do not depend
+    # on it. Assumption.
+    threads: int = 1
     city: CityConfig = field(default_factory=CityConfig)
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -396,6 +401,7 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
         if not isinstance(c.get(key), int) or c.get(key) < 0:
             c.fail(key, c.get(key), "a non-negative integer")
     c.positive_int("years", 500)
+    c.positive_int("threads", os.cpu_count() or 1)
     for key in ("width", "height", "n_families", "n_districts", "n_lower_schools",
                 "n_upper_schools", "n_daycares"):
         c.positive_int(f"city.{key}")

@@ -171,9 +171,11 @@ class YearRecorder:
                              ("catchment_lower", c.catchment_lower, n_l),
                              ("catchment_upper", c.catchment_upper, n_u)):
             land = lab >= 0
-            agg = np.zeros((n, cellmat.shape[1]), dtype=np.int64)
-            np.add.at(agg, lab[land], cellmat[land])
-            out[kind] = agg
+            k = cellmat.shape[1]
+            idx = (lab[land][:, None] * k + np.arange(k)).ravel()
+            # Integer sums through float64 weights are exact (counts far below 2**53).
+            agg = np.bincount(idx, weights=cellmat[land].ravel(), minlength=n * k)
+            out[kind] = agg.reshape(n, k).astype(np.int64)
         out["cell"] = cellmat
         return out
 

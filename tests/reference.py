@@ -1,10 +1,11 @@
 """Plain-Python, per-agent reference implementations of the choice rules in ``sim.kernels``.
 
 They take the same named inputs (``sim.kernels.Households``, ``Search``...) and pre-drawn
-random numbers as the kernels and must give the same choices. They are written independently where possible: the school allocation here is
-the round-based textbook deferred acceptance, not the kernel's stack-based one, and the
-programme ranking sorts instead of selecting. ``SegregationModel(cfg, kernels=reference)``
-runs the whole model on them (tests and ``benchmarks/core.py``).
+random numbers as the kernels and must give the same choices. They are written
+independently where possible: the school allocation here is the round-based textbook
+deferred acceptance, not the kernel's stack-based one, and the programme ranking sorts
+instead of selecting. ``SegregationModel(cfg, kernels=reference)`` runs the whole model on
+them (``tests/test_kernels.py``).
 """
 
 from __future__ import annotations

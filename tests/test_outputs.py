@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 from conftest import TINY, tiny_config
 from sim.config import as_dict, validate
 from sim.indices import index_set
-from sim.model import SegregationModel
 from sim.io import atomic_write
+from sim.model import SegregationModel
 from sim.outputs import is_complete, write_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.kernels import DaycarePrefs, DaycareSeekers, DaycareUnits
+from sim.rng import counter_uniform
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
@@ -42,10 +43,12 @@ def daycare_choice(model: SegregationModel) -> None:
     seats = (dcs.capacity - model.enrolment("daycare")).astype(np.int64)
     m = model.near_daycare.shape[1]
     fam = ch.family[seeking]
+    # Shocks only for the seekers, from a counter-based hash of (child slot, candidate).
+    u = counter_uniform(model.streams.key("daycare_shocks", model.year), seeking, np.arange(m))
     kids = DaycareSeekers(ses=f.ses[fam], lang=f.lang[fam],
                           cand=model.near_daycare[home[seeking]],
                           cand_km=model.near_daycare_km[home[seeking]],
-                          gumbel=rng.gumbel(size=(ch.capacity, m))[seeking])
+                          gumbel=-np.log(-np.log(u)))
     units = DaycareUnits(private=dcs.private, rep_perceived=dcs.rep_perceived, seats=seats)
     prefs = DaycarePrefs(w_distance=float(dc.w_distance),
                          w_reputation=np.asarray(dc.w_reputation, float),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.kernels import Catchments, Composition, DwellingPrefs, Grid, Households, Search
+from sim.rng import counter_uniform
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
@@ -101,15 +102,17 @@ def choose_dwellings(model: SegregationModel, order: np.ndarray, arriving: bool,
                      stream: str) -> np.ndarray:
     """Run the relocation kernel for families ``order``; returns the moved/placed mask.
 
-    Draws are made per family slot, so the same family gets the same numbers whoever
-    else is choosing (common random numbers across scenarios).
+    Only the deciders draw, each from a counter-based hash of (stream, year, family slot,
+    column), so the same family gets the same numbers whoever else is choosing (common
+    random numbers across scenarios) and nobody else's numbers cost anything.
     """
-    f, p = model.families, model.cfg.behaviour.preferences
-    rng = model.streams.get(stream, model.year)
+    p = model.cfg.behaviour.preferences
     k, n_local = p.n_candidates, p.n_local_candidates
-    draws = Search(u_cand=rng.random((f.capacity, k))[order],
-                   u_local=rng.random((f.capacity, n_local, 3))[order],
-                   gumbel=rng.gumbel(size=(f.capacity, k + 1 + n_local))[order])
+    u = counter_uniform(model.streams.key(stream, model.year), order,
+                        np.arange(k + 3 * n_local + k + 1 + n_local))
+    draws = Search(u_cand=u[:, :k],
+                   u_local=u[:, k:k + 3 * n_local].reshape(len(order), n_local, 3),
+                   gumbel=-np.log(-np.log(u[:, k + 3 * n_local:])))
     vac = vacancies(model)
     moved, _ = model.k.relocate(order, arriving, vac, len(vac), households(model),
                                 composition(model), grid(model), catchments(model),
