@@ -148,4 +148,4 @@ def needs_index(model: SegregationModel, kind: str = "school", weights: Any = No
         ValueError: Unknown kind or variant, area-based daycares, or bad weights.
     """
     shares = needs_indicators(model, kind, variant)
-    return shares @ check_weights(weights, variant)
+    return (shares * check_weights(weights, variant)).sum(axis=1)  # no BLAS threads
