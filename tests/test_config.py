@@ -49,6 +49,7 @@ VALIDATE_CASES = [
          "values in (0.0, 50.0]"),
     case("years=0", "years=0", "an integer in [1, 500]"),
     case("years=501", "years=501", "an integer in [1, 500]"),
+    case("threads=0", "threads=0", f"an integer in [1, {os.cpu_count()}]"),
     # ----------------------------------------------------------------- city integers
     *[case(f"city.{k}=0", f"city.{k}=0", "an integer in [1, 1000000000]")
       for k in ("width", "height", "n_families", "n_districts", "n_lower_schools",
