@@ -146,6 +146,19 @@ class SchoolPrefs(NamedTuple):
 
 
 @njit(cache=True)
+def youngest_age(family: np.ndarray, age: np.ndarray, active: np.ndarray,
+                 out: np.ndarray) -> None:
+    """Lower ``out[f]`` to the age of each active child of family ``f`` (one pass).
+
+    ``out`` arrives filled with a ceiling (e.g. 99 for "no child"); a grouped minimum that
+    ``np.minimum.at`` takes ten times longer for.
+    """
+    for c in range(len(family)):
+        if active[c] and age[c] < out[family[c]]:
+            out[family[c]] = age[c]
+
+
+@njit(cache=True)
 def schelling_v(x: float, x0: float, m: float) -> float:
     """Single-peaked satisfaction with own-group share ``x`` (Sage & Flache 2021).
 

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from agents import Daycare, Family, School
 from sim import kernels as numba_kernels
+from sim.kernels import youngest_age
 from sim.city import City, generate_city
 from sim.config import Config, validate
 from sim.ledger import Ledger
@@ -205,7 +206,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         """Age of the youngest child per family slot (99 if none)."""
         ch = self.children
         out = np.full(self.families.capacity, 99, dtype=np.int64)
-        np.minimum.at(out, ch.family[ch.active], ch.age[ch.active])
+        youngest_age(ch.family, ch.age, ch.active, out)
         return out
 
     def family_level(self) -> np.ndarray:

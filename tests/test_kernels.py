@@ -24,6 +24,17 @@ from sim.model import SegregationModel
 from sim.phases import housing
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(0, 300), n_f=st.integers(1, 50))
+def test_youngest_age_is_the_grouped_minimum(seed, n, n_f) -> None:
+    rng = np.random.default_rng(seed)
+    fam, age, active = rng.integers(0, n_f, n), rng.integers(0, 16, n), rng.random(n) < 0.8
+    got, want = np.full(n_f, 99), np.full(n_f, 99)
+    kernels.youngest_age(fam, age, active, got)
+    np.minimum.at(want, fam[active], age[active])
+    np.testing.assert_array_equal(got, want)
+
+
 def test_schelling_v_shape() -> None:
     assert kernels.schelling_v(0.25, 0.5, 0.6) == pytest.approx(0.5)
     assert kernels.schelling_v(0.5, 0.5, 0.6) == pytest.approx(1.0)
