@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from agents import Daycare, Family, School
 from sim import kernels as numba_kernels
-from sim.kernels import youngest_age
 from sim.city import City, generate_city
 from sim.config import Config, validate
+from sim.kernels import youngest_age
 from sim.ledger import Ledger
 from sim.metrics import YearRecorder, record
 from sim.phases import (

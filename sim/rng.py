@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+from numba import njit
 
 
 def stable_hash(name: str) -> int:
@@ -60,26 +61,39 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser (Steele, Lea & Flood 2014), elementwise on uint64."""
+@njit(cache=True)
+def _splitmix64(x: np.uint64) -> np.uint64:
+    """SplitMix64 finaliser (Steele, Lea & Flood 2014) of one uint64 (arithmetic mod 2**64)."""
     x = x + _GOLDEN
     x = (x ^ (x >> np.uint64(30))) * _MIX1
     x = (x ^ (x >> np.uint64(27))) * _MIX2
     return x ^ (x >> np.uint64(31))
 
 
+@njit(cache=True)
+def _fill_uniform(key: np.uint64, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
+    for i in range(len(rows)):
+        r = _splitmix64(key ^ _splitmix64(rows[i]))
+        for j in range(len(cols)):
+            out[i, j] = (float(_splitmix64(r ^ cols[j]) >> np.uint64(11)) + 0.5) * 2.0**-53
+
+
 def counter_uniform(key: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Uniforms in (0, 1) for every (row, col) pair, a pure function of (key, row, col).
 
+    ``u = (splitmix64(splitmix64(key ^ splitmix64(row)) ^ col) >> 11 + 0.5) / 2**53``, so
+    one agent's number for one column does not depend on which other rows are drawn.
+
     Args:
         key: Stream key (``Streams.key``).
-        rows: Integer ids (e.g. child slots), shape (n,).
-        cols: Integer ids (e.g. programme ids), shape (m,).
+        rows: Integer ids >= 0 (e.g. child slots), shape (n,).
+        cols: Integer ids >= 0 (e.g. programme ids), shape (m,).
 
     Returns:
         Array (n, m) of uniforms.
     """
-    with np.errstate(over="ignore"):
-        r = _splitmix64(np.uint64(key) ^ _splitmix64(np.asarray(rows, dtype=np.uint64)))
-        x = _splitmix64(r[:, None] ^ np.asarray(cols, dtype=np.uint64)[None, :])
-    return ((x >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    rows = np.asarray(rows, dtype=np.uint64)
+    cols = np.asarray(cols, dtype=np.uint64)
+    out = np.empty((len(rows), len(cols)))
+    _fill_uniform(np.uint64(key), rows, cols, out)
+    return out

@@ -235,3 +235,19 @@ def deferred_acceptance(prefs, prio, capacity):
         for _, j in kept:
             out[j] = p
     return out
+
+
+def _splitmix64(x):
+    """SplitMix64 finaliser, vectorised on uint64 arrays (numpy wraps mod 2**64)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def counter_uniform(key, rows, cols):
+    """Counter-based uniforms in numpy; mirrors ``sim.rng.counter_uniform``."""
+    with np.errstate(over="ignore"):
+        r = _splitmix64(np.uint64(key) ^ _splitmix64(np.asarray(rows, dtype=np.uint64)))
+        x = _splitmix64(r[:, None] ^ np.asarray(cols, dtype=np.uint64)[None, :])
+    return ((x >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53

@@ -22,6 +22,7 @@ from sim.kernels import (
 )
 from sim.model import SegregationModel
 from sim.phases import housing
+from sim.rng import counter_uniform
 
 
 @settings(max_examples=20, deadline=None)
@@ -33,6 +34,17 @@ def test_youngest_age_is_the_grouped_minimum(seed, n, n_f) -> None:
     kernels.youngest_age(fam, age, active, got)
     np.minimum.at(want, fam[active], age[active])
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=20, deadline=None)
+@given(key=st.integers(0, 2**64 - 1), n=st.integers(0, 60), m=st.integers(0, 9),
+       seed=st.integers(0, 10**6))
+def test_counter_uniform_matches_reference(key, n, m, seed) -> None:
+    rng = np.random.default_rng(seed)
+    rows, cols = rng.integers(0, 10**9, n), rng.integers(0, 10**4, m)
+    got = counter_uniform(key, rows, cols)
+    np.testing.assert_array_equal(got, reference.counter_uniform(key, rows, cols))
+    assert ((got > 0) & (got < 1)).all()
 
 
 def test_schelling_v_shape() -> None:
