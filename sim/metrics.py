@@ -274,13 +274,11 @@ class YearRecorder:
         for kind, mat in areas.items():
             if kind == "cell" and not self.m.cfg.output.cells_in_areas:
                 continue
-            df = pd.DataFrame(mat, columns=AREA_COLS)
-            df.insert(0, "area_id", np.arange(len(mat)))
-            df.insert(0, "kind", kind)
-            df.insert(0, "year", self.m.year)
+            cols = {"year": np.full(len(mat), self.m.year), "kind": kind,
+                    "area_id": np.arange(len(mat)), **dict(zip(AREA_COLS, mat.T, strict=True))}
             if kind in ren_of:
-                df["renewal"] = ren_of[kind]
-            frames.append(df)
+                cols["renewal"] = ren_of[kind]
+            frames.append(pd.DataFrame(cols))  # one constructor: inserts copy the frame
         return pd.concat(frames, ignore_index=True)
 
     def unit_frame(self, s_ses: np.ndarray, s_lang: np.ndarray, d_ses: np.ndarray,
@@ -291,28 +289,29 @@ class YearRecorder:
         n_s, n_d = len(sch.cell), len(dcs.cell)
         kind = np.where(sch.level == 0, "school_lower", "school_upper")
         enrol = np.vstack([np.hstack([s_ses, s_lang]), np.hstack([d_ses, d_lang])])
-        df = pd.DataFrame(enrol, columns=[f"enrol_{c}" for c in SES_COLS + LANG_COLS])
-        df.insert(0, "design_capacity", np.concatenate([sch.design_capacity, dcs.capacity]))
-        df.insert(0, "capacity", np.concatenate([sch.capacity, dcs.capacity]))
-        df.insert(0, "cell", np.concatenate([sch.cell, dcs.cell]))
-        df.insert(0, "index", np.concatenate([np.arange(n_s), np.arange(n_d)]))
-        df.insert(0, "kind", np.concatenate([kind, np.where(dcs.private, "daycare_private",
-                                                             "daycare_municipal")]))
-        df.insert(0, "unit_id", unit_ids(SCHOOL, range(n_s)) + unit_ids(DAYCARE, range(n_d)))
-        df.insert(0, "year", m.year)
-        df["enrolled"] = enrol[:, :3].sum(1)
         nan_d = np.full(n_d, np.nan)
-        df["intake"] = np.concatenate([self.intake_school[0], nan_d])
-        df["intake_local"] = np.concatenate([self.intake_school[1], nan_d])
-        df["reputation_native"] = np.concatenate([sch.rep_perceived[0], dcs.rep_perceived[0]])
-        df["reputation_foreign"] = np.concatenate([sch.rep_perceived[1], dcs.rep_perceived[1]])
-        df["mean_outcome"] = np.concatenate([sch.mean_outcome, nan_d])
-        df["turnover"] = np.concatenate([sch.turnover, nan_d])
-        df["resources"] = np.concatenate([sch.resources, dcs.resources])
-        df["funding_eur"] = np.concatenate([sch.needs_funding, dcs.needs_funding])
-        df["emphasis"] = np.concatenate([sch.emphasis, np.zeros(n_d, dtype=bool)])
-        df["open"] = np.concatenate([sch.open, np.ones(n_d, dtype=bool)])
-        return df
+        return pd.DataFrame({
+            "year": np.full(n_s + n_d, m.year),
+            "unit_id": unit_ids(SCHOOL, range(n_s)) + unit_ids(DAYCARE, range(n_d)),
+            "kind": np.concatenate([kind, np.where(dcs.private, "daycare_private",
+                                                   "daycare_municipal")]),
+            "index": np.concatenate([np.arange(n_s), np.arange(n_d)]),
+            "cell": np.concatenate([sch.cell, dcs.cell]),
+            "capacity": np.concatenate([sch.capacity, dcs.capacity]),
+            "design_capacity": np.concatenate([sch.design_capacity, dcs.capacity]),
+            **{f"enrol_{c}": enrol[:, j] for j, c in enumerate(SES_COLS + LANG_COLS)},
+            "enrolled": enrol[:, :3].sum(1),
+            "intake": np.concatenate([self.intake_school[0], nan_d]),
+            "intake_local": np.concatenate([self.intake_school[1], nan_d]),
+            "reputation_native": np.concatenate([sch.rep_perceived[0], dcs.rep_perceived[0]]),
+            "reputation_foreign": np.concatenate([sch.rep_perceived[1], dcs.rep_perceived[1]]),
+            "mean_outcome": np.concatenate([sch.mean_outcome, nan_d]),
+            "turnover": np.concatenate([sch.turnover, nan_d]),
+            "resources": np.concatenate([sch.resources, dcs.resources]),
+            "funding_eur": np.concatenate([sch.needs_funding, dcs.needs_funding]),
+            "emphasis": np.concatenate([sch.emphasis, np.zeros(n_d, dtype=bool)]),
+            "open": np.concatenate([sch.open, np.ones(n_d, dtype=bool)]),
+        })
 
     def metrics_frame(self) -> pd.DataFrame:
         """All years' metrics, one row a year."""
