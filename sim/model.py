@@ -9,6 +9,7 @@ kernels of ``sim.kernels`` read and write in bulk.
 from __future__ import annotations
 
 from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import mesa
 import numpy as np
@@ -20,7 +21,7 @@ from scipy.stats import beta as beta_dist
 from agents import Daycare, Family, School
 from sim import kernels as numba_kernels
 from sim.city import City, generate_city
-from sim.config import Config, validate
+from sim.config import Config, config_from_params, validate
 from sim.metrics import YearRecorder
 from sim.metrics import counts as counts2d
 from sim.rng import Streams, counter_uniform
@@ -57,18 +58,36 @@ def relative(x: np.ndarray, scale: float, used: np.ndarray) -> np.ndarray:
 class SegregationModel(mesa.Model):
     """Yearly loop of residential sorting, choice, outcomes and reputation.
 
+    Built either from a ``Config`` or, as Mesa's tools do (``mesa.batch_run``, SolaraViz),
+    from keyword parameters: ``SegregationModel(seed=3, city="helsinki",
+    **{"city.n_families": 2000})`` (see ``sim.config.config_from_params``). The model stops
+    (``running`` False) after ``cfg.years`` steps; ``datacollector`` holds the yearly
+    metrics, collected at year 0 and after every step.
+
     Args:
         cfg: Configuration (validated here).
         levers: Policy levers (``scenarios.base.Lever``) applied at the levers hook;
             ``None`` builds them from ``cfg.scenario``.
         kernels: Module providing the choice kernels; defaults to the numba kernels
             (tests and benchmarks pass the plain-Python reference).
+        seed: Run seed, when built from keyword parameters.
+        rng: Integer seed under Mesa's other name.
+        **params: Config overrides by dotted path or ``__`` path, when ``cfg`` is not given.
+
+    Raises:
+        TypeError: Both ``cfg`` and keyword parameters are given.
 
     """
 
     def __init__(
-        self, cfg: Config, levers: list | None = None, kernels: ModuleType | None = None
+        self, cfg: Config | None = None, levers: list | None = None,
+        kernels: ModuleType | None = None, *, seed: int | None = None, rng: int | None = None,
+        **params: Any,
     ) -> None:
+        if cfg is None:
+            cfg = config_from_params(seed=seed, rng=rng, **params)
+        elif seed is not None or rng is not None or params:
+            raise TypeError("give either cfg or keyword parameters (seed, rng, overrides)")
         cfg = validate(cfg)
         super().__init__(rng=cfg.seed)
         self.cfg = cfg
@@ -92,6 +111,7 @@ class SegregationModel(mesa.Model):
         for lever in self.levers:
             lever.init(self)
         self.recorder.collect()
+        self.datacollector = self.recorder.datacollector  # Mesa's tools read it here
 
     # ------------------------------------------------------------------ structure
     def _build_grid(self) -> None:
@@ -489,6 +509,7 @@ class SegregationModel(mesa.Model):
             lever.apply(self)
         self._perceive()  # levers' trust and resources count from next year's choices
         self.recorder.collect()
+        self.running = self.year < self.cfg.years  # batch_run and SolaraViz stop here
 
     def finalize(self) -> None:
         """Let levers finish (end of run)."""
