@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 import base64
 import html
+import importlib
 import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import solara
@@ -43,6 +45,7 @@ from sim.config import PRESETS
 
 logger = logging.getLogger(__name__)
 
+APP_MODULE = "experiments.app"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Controls (Mesa's model_params). Ranges are assumptions chosen to span the shipped scenarios:
 # tp_funding.yaml's 9.7 MEUR, engagement.yaml's 79% coverage (engagement_pilot_units,
@@ -118,9 +121,10 @@ def progress(model: TwinModel) -> solara.Element:
         solara.ProgressLinear(value=100.0 * model.year / model.years)
         solara.HTML(tag="div", classes=["kk-timing"], unsafe_innerHTML=(
             f"last year: model {model.step_seconds:.2f} s (both runs), redraw {redraw:.2f} s"))
-        solara.HTML(tag="p", unsafe_innerHTML=(
+        levers = ", ".join(lv.lever_name for lv in model.policy.levers) or "none"
+        solara.HTML(tag="p", classes=["kk-policy"], unsafe_innerHTML=(
             f"{cfg.city.preset} city, seed {cfg.seed}. <b>{html.escape(cfg.scenario.name)}</b>"
-            f": {html.escape(cfg.scenario.description)}"))
+            f" (levers: {levers}): {html.escape(cfg.scenario.description)}"))
     return card
 
 
@@ -130,14 +134,21 @@ def city(model: TwinModel) -> solara.Element:
         with solara.Row():
             solara.Select("Layer", values=list(LAYERS), value=layer)
             solara.Select("Schools coloured by", values=list(SCHOOL_COLOURS), value=colour_by)
-        png, spots = timed(model, "map", lambda: city_map(
+        drawn = timed(model, "map", lambda: city_map(
             model.policy, layer.value, colour_by.value, selected_school.value))
         rows = {r["unit_id"]: r for r in school_table(model.policy).to_dict("records")}
         solara.v.Html(tag="img", attributes={
-            "src": png_uri(png), "usemap": "#kk-schools", "alt": "city map",
-            "data-year": str(model.year), "class": "kk-map"})
+            "src": png_uri(drawn.png), "usemap": "#kk-schools", "alt": "city map",
+            "width": drawn.width, "height": drawn.height, "data-year": str(model.year),
+            "class": "kk-map"})
         solara.v.Html(tag="map", attributes={"name": "kk-schools"}, children=[
-            SchoolArea(spot, describe(rows[spot.unit_id])) for spot in spots])
+            SchoolArea(spot, describe(rows[spot.unit_id])) for spot in drawn.spots])
+        with solara.Row():
+            for legend in (drawn.layer, drawn.schools):
+                solara.HTML(tag="div", style="font-size: 0.8em; flex: 1", unsafe_innerHTML=(
+                    f'<div style="height: 10px; background: {legend.css_gradient}"></div>'
+                    f'<span>{legend.lo:.3g}</span><span style="float: right">'
+                    f"{legend.hi:.3g}</span><div>{html.escape(legend.label)}</div>"))
         solara.HTML(tag="div", style="font-size: 0.85em", unsafe_innerHTML=(
             "Magenta: urban-renewal areas; thin lines: grades 1-6 catchments; circles: "
             "grades 1-6 schools, squares: grades 7-9. Hover a school for its details, "
@@ -213,11 +224,27 @@ def grid_layout(n: int) -> list[dict[str, Any]]:
 solara_viz.make_initial_grid_layout = grid_layout  # Mesa reads it when the page is built
 
 
+DEFAULTS = {name: spec["value"] for name, spec in MODEL_PARAMS.items()}
+_prebuilt: list[Future[TwinModel]] = []  # at most one, for the first visitor
+
+
+def prebuild() -> None:
+    """Start building the default model in the background while the server starts.
+
+    The first visitor's page then need not wait for it (the page should load in seconds).
+    """
+    _prebuilt.append(ThreadPoolExecutor(max_workers=1).submit(TwinModel, **DEFAULTS))
+
+
+def first_model() -> TwinModel:
+    """The prebuilt default model if it is still unclaimed, else a new one."""
+    return _prebuilt.pop().result() if _prebuilt else TwinModel(**DEFAULTS)
+
+
 @solara.component
 def Page() -> None:
     """The dashboard page: one ``TwinModel`` per browser session."""
-    defaults = {name: spec["value"] for name, spec in MODEL_PARAMS.items()}
-    model = solara.use_memo(lambda: TwinModel(**defaults), [])
+    model = solara.use_memo(first_model, [])
     SolaraViz(model, components=VIEWS, model_params=MODEL_PARAMS, play_interval=1,
               name="Kaikkien koulu: levers against a baseline twin")
 
@@ -239,8 +266,10 @@ def main(argv: list[str] | None = None) -> None:
     from solara.__main__ import cli
 
     solara_settings.telemetry.mixpanel_enable = False  # nothing leaves the machine
-    cli(["run", f"{__name__.replace('__main__', 'experiments.app')}:Page", "--host",
-         args.host, "--port", str(args.port), "--production", "--no-open"])
+    # Solara serves the imported module (not this __main__ copy): prebuild in that one.
+    importlib.import_module(APP_MODULE).prebuild()
+    cli(["run", f"{APP_MODULE}:Page", "--host", args.host, "--port", str(args.port),
+         "--production", "--no-open"])
 
 
 if __name__ == "__main__":

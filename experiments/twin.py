@@ -15,6 +15,7 @@ controlled parameter changed, so its other settings and their sources stay in on
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import mesa
@@ -22,7 +23,8 @@ from omegaconf import OmegaConf
 
 from experiments.compare import available_scenarios
 from scenarios import ScenarioModel
-from sim.config import CONF_DIR
+from sim.config import CONF_DIR, ScenarioConfig
+from sim.model import SegregationModel
 
 CUSTOM = "custom"
 CATCHMENT_CHOICES = ("unchanged", "catchment_mix", "flexible_catchment")
@@ -93,7 +95,7 @@ class TwinModel(mesa.Model):
 
     Attributes:
         policy: The run with the levers (a ``ScenarioModel``).
-        baseline: The run without levers.
+        baseline: The run without levers (``ScenarioConfig()``: the baseline scenario).
         step_seconds: Wall time of the last year of both runs.
 
     """
@@ -116,7 +118,9 @@ class TwinModel(mesa.Model):
         else:
             raise ValueError(f"policy={policy!r} is not allowed; expected {CUSTOM!r} or one of "
                              f"{available_scenarios()}")
-        self.baseline = ScenarioModel("baseline", **common)
+        # The same config without levers (no second composition: the page builds this often).
+        self.baseline = SegregationModel(replace(self.policy.cfg, scenario=ScenarioConfig()),
+                                         levers=[])
         self.years = int(years)
         self.step_seconds = 0.0
 

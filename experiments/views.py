@@ -1,8 +1,8 @@
 """What the dashboard draws, as plain functions of a ``TwinModel`` (testable without a browser).
 
 * ``city_map``: the policy run's city as one of ``LAYERS``, catchment borders, the renewal
-  areas outlined and the schools coloured by one of ``SCHOOL_COLOURS``; returns the PNG and
-  each school's position in it (for hover details and clicks).
+  areas outlined and the schools coloured by one of ``SCHOOL_COLOURS``; returns the PNG,
+  each school's position in it (for hover details and clicks) and the colour scales.
 * ``index_charts``: the ``CHART_METRICS`` over the years, policy run and baseline twin.
 * ``key_numbers``: this year's ``KEY_METRICS``, policy, baseline and their difference.
 * ``school_table``: one row per school of a run, the details shown for one school.
@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
+from matplotlib import colormaps
+from matplotlib.colors import to_rgb
 from PIL import Image
 
-from sim.figures import SEA, border_segments, status_grid
+from sim.figures import SEA, status_grid
 
 if TYPE_CHECKING:
     from experiments.twin import TwinModel
+    from sim.city import City
     from sim.model import SegregationModel
 
 LAYERS = ("status", "language", "catchments", "school intake")
@@ -45,7 +44,6 @@ KEY_METRICS = {  # metric -> (label, scale shown)
     "policy_cost_eur": ("Policy cost (million euros a year)", 1e-6),
 }
 CHART_METRICS = tuple(KEY_METRICS)[:6]  # the cost is in the numbers, not a chart
-DPI = 80  # assumption: sharp enough on screen, quick to draw and send
 
 
 @dataclass
@@ -111,70 +109,121 @@ def layer_image(model: SegregationModel, layer: str) -> tuple[np.ndarray, str, f
     raise ValueError(f"layer={layer!r} is not allowed; expected one of {list(LAYERS)}")
 
 
-def _png(fig: Figure, canvas: FigureCanvasAgg) -> bytes:
-    """PNG of a drawn figure (fast compression: the page redraws every year)."""
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buf, format="png",
-                                                           compress_level=1)
-    return buf.getvalue()
+@dataclass
+class Legend:
+    """A colour scale shown next to the map."""
+
+    label: str
+    css_gradient: str
+    lo: float
+    hi: float
+
+
+@dataclass
+class CityMap:
+    """The drawn map: PNG, the schools' markers in it, and the two colour scales."""
+
+    png: bytes
+    spots: list[SchoolSpot]
+    layer: Legend
+    schools: Legend
+    width: int
+    height: int
+
+
+MAP_WIDTH_PX = 660  # assumption: fits the map card on a laptop screen
+MAGENTA, BORDER, OUTLINE, RING = (230, 0, 230), (60, 60, 60), (0, 0, 0), (0, 230, 0)
+
+
+def _rgb(cmap: str, values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Colours (uint8 RGB) of ``values`` on ``cmap`` over ``[lo, hi]``; NaN is white."""
+    scaled = np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+    rgb = (colormaps[cmap](np.nan_to_num(scaled))[..., :3] * 255).astype(np.uint8)
+    rgb[np.isnan(values)] = 255
+    return rgb
+
+
+def _legend(label: str, cmap: str, lo: float, hi: float) -> Legend:
+    stops = ", ".join("rgb({},{},{})".format(*c)
+                      for c in _rgb(cmap, np.linspace(lo, hi, 9), lo, hi))
+    return Legend(label, f"linear-gradient(to right, {stops})", lo, hi)
+
+
+def _edges(labels: np.ndarray, scale: int, width: int) -> np.ndarray:
+    """Pixel mask of the borders between cells of different ``labels`` (a (rows, cols) image).
+
+    ``width`` pixels wide, on the edge between the two cells; -1 labels (sea) have none.
+    """
+    rows, cols = labels.shape
+    mask = np.zeros((rows * scale, cols * scale), dtype=bool)
+    both = (labels[:, :-1] >= 0) & (labels[:, 1:] >= 0)
+    vertical = np.repeat((labels[:, :-1] != labels[:, 1:]) & both, scale, axis=0)
+    both = (labels[:-1, :] >= 0) & (labels[1:, :] >= 0)
+    horizontal = np.repeat((labels[:-1, :] != labels[1:, :]) & both, scale, axis=1)
+    for k in range(width):
+        offset = k - width // 2
+        mask[:, np.arange(1, cols) * scale + offset] |= vertical
+        mask[np.arange(1, rows) * scale + offset, :] |= horizontal
+    return mask
+
+
+def _land_image(city: City, values: np.ndarray) -> np.ndarray:
+    """Per-cell integer ``values`` as a (rows, cols) image, -1 on the sea."""
+    return np.where(city.land, values.astype(np.int64), -1).reshape(city.width, city.height).T
 
 
 def city_map(model: SegregationModel, layer: str = "status", colour_by: str = "composition",
-             selected: str | None = None) -> tuple[bytes, list[SchoolSpot]]:
-    """The city of a run as a PNG, and where each school's marker is in it.
+             selected: str | None = None) -> CityMap:
+    """The city of a run as a PNG, the schools' markers in it and the colour scales.
+
+    Drawn straight into pixels (cells as blocks, borders as pixel lines), not through a
+    plotting library: the page redraws it every simulated year, in milliseconds.
 
     Args:
         model: The run to draw.
         layer: One of ``LAYERS``.
         colour_by: One of ``SCHOOL_COLOURS``.
         selected: A school id to ring, or ``None``.
-
-    Returns:
-        The PNG and the schools' markers in image pixels (origin top left).
     """
     c = model.city
     img, cmap, lo, hi, label = layer_image(model, layer)
-    # Fixed axes (no constrained layout): the map is redrawn every year and must be quick.
-    fig = Figure(figsize=(8.4, 8.4 * 0.8 * c.height / c.width + 0.4), dpi=DPI)
-    canvas = FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.01, 0.01, 0.74, 0.92))
-    cax_layer, cax_schools = fig.add_axes((0.77, 0.1, 0.02, 0.75)), fig.add_axes(
-        (0.88, 0.1, 0.02, 0.75))
-    sea = (~c.land).reshape(c.width, c.height).T
-    ax.imshow(np.where(sea, 1.0, np.nan), cmap=ListedColormap([SEA]), vmin=0, vmax=1)
-    im = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
-    ax.add_collection(LineCollection(border_segments(c.catchment_lower, c), colors="black",
-                                     lw=0.5, alpha=0.6))
-    renewal = np.where(model.renewal_cell, 1, 0)
-    ax.add_collection(LineCollection(border_segments(renewal, c), colors="magenta", lw=2.0))
+    scale = max(3, MAP_WIDTH_PX // c.width)
+    rgb = _rgb(cmap, img, lo, hi)
+    rgb[_land_image(c, c.land) < 0] = np.round(np.array(to_rgb(SEA)) * 255)
+    pixels = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+    pixels[_edges(_land_image(c, c.catchment_lower), scale, 1)] = BORDER
+    pixels[_edges(_land_image(c, model.renewal_cell), scale, 3)] = MAGENTA
+
     schools = school_table(model)
     col, s_label, s_cmap = SCHOOL_COLOURS[colour_by]
-    size = 60 if len(schools) <= 40 else 18
-    for grades, marker in (("1-6", "o"), ("7-9", "s")):
-        sel = schools[(schools["grades"] == grades) & schools["open"]]
-        sc = ax.scatter(sel["x"], sel["y"], c=sel[col], cmap=s_cmap, marker=marker, s=size,
-                        edgecolors="black", linewidths=0.8, zorder=3)
-        if colour_by == "composition":
-            sc.set_clim(0, 1)
-        else:  # reputations and outcomes are deviations: a range symmetric around 0
-            span = float(np.nanmax(np.abs(schools[col]))) or 1.0
-            sc.set_clim(-span, span)
-    if selected in set(schools["unit_id"]):
-        row = schools[schools["unit_id"] == selected].iloc[0]
-        ax.scatter([row["x"]], [row["y"]], s=size * 4, facecolors="none", edgecolors="lime",
-                   linewidths=2.5, zorder=4)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(f"{model.cfg.scenario.name}, year {model.year}: {layer}", fontsize=10)
-    fig.colorbar(im, cax=cax_layer).set_label(label, fontsize=8)
-    fig.colorbar(sc, cax=cax_schools).set_label(f"schools: {s_label}", fontsize=8)
-    canvas.draw()
-    height = canvas.get_width_height()[1]
-    xy = ax.transData.transform(schools[["x", "y"]].to_numpy(dtype=float))
-    radius = max(4.0, np.sqrt(size) / 72 * DPI)
-    spots = [SchoolSpot(uid, float(px), float(height - py), radius)
-             for uid, (px, py) in zip(schools["unit_id"], xy, strict=True)]
-    return _png(fig, canvas), spots
+    if colour_by == "composition":
+        s_lo, s_hi = 0.0, 1.0
+    else:  # reputations and outcomes are deviations: a range symmetric around 0
+        span = float(np.nanmax(np.abs(schools[col]))) or 1.0
+        s_lo, s_hi = -span, span
+    colours = _rgb(s_cmap, schools[col].to_numpy(dtype=float), s_lo, s_hi)
+    radius = max(3, int(scale * 0.7))
+    yy, xx = np.mgrid[-radius - 2:radius + 3, -radius - 2:radius + 3]
+    spots = []
+    for row, colour in zip(schools.itertuples(), colours, strict=True):
+        cx, cy = int((row.x + 0.5) * scale), int((row.y + 0.5) * scale)
+        spots.append(SchoolSpot(row.unit_id, float(cx), float(cy), float(radius)))
+        if not row.open:
+            continue
+        # Discs for grades 1-6, squares for grades 7-9, a dark outline, a ring if selected.
+        dist = np.hypot(xx, yy) if row.grades == "1-6" else np.maximum(abs(xx), abs(yy))
+        ring = row.unit_id == selected
+        for mask, paint in ((dist <= radius + (2 if ring else 1), RING if ring else OUTLINE),
+                            (dist <= radius - 1, tuple(colour))):
+            ys, xs = np.nonzero(mask)
+            ys, xs = ys + cy - radius - 2, xs + cx - radius - 2
+            ok = (ys >= 0) & (ys < pixels.shape[0]) & (xs >= 0) & (xs < pixels.shape[1])
+            pixels[ys[ok], xs[ok]] = paint
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="png", compress_level=1)
+    return CityMap(buf.getvalue(), spots, _legend(label, cmap, lo, hi),
+                   _legend(f"schools: {s_label}", s_cmap, s_lo, s_hi), pixels.shape[1],
+                   pixels.shape[0])
 
 
 def _series(df: pd.DataFrame, metric: str) -> list[list[float | None]]:

@@ -85,10 +85,11 @@ class SegregationModel(mesa.Model):
         **params: Any,
     ) -> None:
         if cfg is None:
-            cfg = config_from_params(seed=seed, rng=rng, **params)
+            cfg = config_from_params(seed=seed, rng=rng, **params)  # validated there
         elif seed is not None or rng is not None or params:
             raise TypeError("give either cfg or keyword parameters (seed, rng, overrides)")
-        cfg = validate(cfg)
+        else:
+            cfg = validate(cfg)
         super().__init__(rng=cfg.seed)
         self.cfg = cfg
         self.k = kernels or numba_kernels

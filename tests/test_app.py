@@ -65,10 +65,11 @@ def test_every_map_layer_and_school_colour_draws(layer: str) -> None:
     twin = TwinModel(years=1)
     twin.step()
     for colour in SCHOOL_COLOURS:
-        png, spots = city_map(twin.policy, layer, colour, selected="S001")
-        assert png[:8] == b"\x89PNG\r\n\x1a\n"
-        assert len(spots) == len(twin.policy.schools.cell)
-        assert all(s.x > 0 and s.y > 0 for s in spots)
+        drawn = city_map(twin.policy, layer, colour, selected="S001")
+        assert drawn.png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert len(drawn.spots) == len(twin.policy.schools.cell)
+        assert all(0 < s.x < drawn.width and 0 < s.y < drawn.height for s in drawn.spots)
+        assert drawn.layer.lo < drawn.layer.hi and drawn.schools.lo < drawn.schools.hi
 
 
 # ---------------------------------------------------------------- the page in Chromium
@@ -148,8 +149,7 @@ def test_dashboard_in_headless_chromium(server: tuple[str, float]) -> None:
         slider("TP funding of schools", "End")
         slider("Engagement", "Home")
         page.get_by_role("button", name="Reset").click()
-        page.wait_for_function("document.querySelector('.kk-numbers') !== null")
-        page.get_by_text("Levers set on the dashboard").wait_for()
+        page.locator(".kk-policy", has_text="(levers: tp_funding)").wait_for()
         map0 = page.locator("img.kk-map").get_attribute("src")
         cost0 = numbers("policy_cost_eur")
         assert cost0 == (0.0, 0.0)
