@@ -124,7 +124,8 @@ def progress(model: TwinModel) -> solara.Element:
         levers = ", ".join(lv.lever_name for lv in model.policy.levers) or "none"
         solara.HTML(tag="p", classes=["kk-policy"], unsafe_innerHTML=(
             f"{cfg.city.preset} city, seed {cfg.seed}. <b>{html.escape(cfg.scenario.name)}</b>"
-            f" (levers: {levers}): {html.escape(cfg.scenario.description)}"))
+            f" (levers: {levers}; {html.escape(model.settings)}): "
+            f"{html.escape(cfg.scenario.description)}"))
     return card
 
 
@@ -213,7 +214,7 @@ VIEWS = [progress, numbers, city, school_details, indices]
 # Mesa's default is equal tiles; the map needs room and the charts the full width.
 LAYOUT = [{"x": 0, "y": 0, "w": 4, "h": 9}, {"x": 4, "y": 0, "w": 8, "h": 9},
           {"x": 0, "y": 9, "w": 8, "h": 20}, {"x": 8, "y": 9, "w": 4, "h": 20},
-          {"x": 0, "y": 29, "w": 12, "h": 18}]
+          {"x": 0, "y": 29, "w": 12, "h": 16}]
 
 
 def grid_layout(n: int) -> list[dict[str, Any]]:

@@ -97,6 +97,7 @@ class TwinModel(mesa.Model):
         policy: The run with the levers (a ``ScenarioModel``).
         baseline: The run without levers (``ScenarioConfig()``: the baseline scenario).
         step_seconds: Wall time of the last year of both runs.
+        settings: The lever controls in words (the page shows them).
 
     """
 
@@ -105,6 +106,10 @@ class TwinModel(mesa.Model):
                  catchments: str = "unchanged", renewal_dwellings: int = 0, seed: int = 0,
                  city: str = "small", years: int = 10) -> None:
         super().__init__(rng=int(seed))
+        self.settings = (
+            f"TP funding {tp_budget_meur:g} MEUR a year ({tp_allocation}), engagement "
+            f"coverage {engagement_coverage:.0%}, catchments {catchments}, urban renewal "
+            f"{renewal_dwellings} dwellings a year" if policy == CUSTOM else "as shipped")
         common = {"seed": int(seed), "city": city, "years": int(years),
                   "output.progress": False, "output.figures": False}
         if policy == CUSTOM:

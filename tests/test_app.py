@@ -72,6 +72,14 @@ def test_every_map_layer_and_school_colour_draws(layer: str) -> None:
         assert drawn.layer.lo < drawn.layer.hi and drawn.schools.lo < drawn.schools.hi
 
 
+def test_helsinki_twin_steps_and_draws() -> None:
+    twin = TwinModel(city="helsinki", years=1, engagement_coverage=0.79)
+    twin.step()
+    drawn = city_map(twin.policy)
+    assert drawn.width >= 600 and len(drawn.spots) == 120  # 80 + 40 school units
+    assert len(index_charts(twin)["seg_school_ses_H"]["series"][1]["data"]) == 2
+
+
 # ---------------------------------------------------------------- the page in Chromium
 def free_port() -> int:
     with socket.socket() as s:
@@ -149,7 +157,7 @@ def test_dashboard_in_headless_chromium(server: tuple[str, float]) -> None:
         slider("TP funding of schools", "End")
         slider("Engagement", "Home")
         page.get_by_role("button", name="Reset").click()
-        page.locator(".kk-policy", has_text="(levers: tp_funding)").wait_for()
+        page.locator(".kk-policy", has_text="levers: tp_funding;").wait_for()
         map0 = page.locator("img.kk-map").get_attribute("src")
         cost0 = numbers("policy_cost_eur")
         assert cost0 == (0.0, 0.0)
