@@ -59,7 +59,7 @@ MODEL_PARAMS: dict[str, dict[str, Any]] = {
                       "label": "TP allocation rule"},
     # The pilot's coverage as the starting point, so the first run shows an effect.
     "engagement_coverage": {"type": "SliderFloat", "value": 0.79, "min": 0.0, "max": 1.0,
-                            "step": 0.05, "label": "Engagement: share of renewal-area units"},
+                            "step": 0.01, "label": "Engagement: share of renewal-area units"},
     "catchments": {"type": "Select", "value": "unchanged", "values": list(CATCHMENT_CHOICES),
                    "label": "Catchments"},
     "renewal_dwellings": {"type": "SliderInt", "value": 0, "min": 0, "max": 1000, "step": 50,
