@@ -72,6 +72,7 @@ MODEL_PARAMS: dict[str, dict[str, Any]] = {
               "label": "Years"},
 }
 
+CARD_STYLE = {"height": "100%", "overflow": "auto"}  # a view fills its grid cell, scrolls
 layer = solara.reactive(LAYERS[0])
 colour_by = solara.reactive(next(iter(SCHOOL_COLOURS)))
 selected_school = solara.reactive("S000")
@@ -81,8 +82,6 @@ def timed(model: TwinModel, name: str, draw: Callable[[], Any]) -> Any:
     """Run ``draw`` and keep its wall time in ``model.redraw_seconds[name]``."""
     t0 = time.perf_counter()
     out = draw()
-    if not hasattr(model, "redraw_seconds"):
-        model.redraw_seconds = {}
     model.redraw_seconds[name] = time.perf_counter() - t0
     return out
 
@@ -113,9 +112,9 @@ def SchoolArea(spot: SchoolSpot, title: str) -> solara.Element:
 
 def progress(model: TwinModel) -> solara.Element:
     """Year, progress bar and timings."""
-    redraw = sum(getattr(model, "redraw_seconds", {}).values())
+    redraw = sum(model.redraw_seconds.values())
     cfg = model.policy.cfg
-    with solara.Card("Progress", style={"height": "100%", "overflow": "auto"}) as card:
+    with solara.Card("Progress", style=CARD_STYLE) as card:
         solara.HTML(tag="div", classes=["kk-year"],
                     unsafe_innerHTML=f"Year {model.year} of {model.years}")
         solara.ProgressLinear(value=100.0 * model.year / model.years)
@@ -131,7 +130,7 @@ def progress(model: TwinModel) -> solara.Element:
 
 def city(model: TwinModel) -> solara.Element:
     """The policy run's city map, with a layer and a school-colour choice."""
-    with solara.Card("City (policy run)", style={"height": "100%", "overflow": "auto"}) as card:
+    with solara.Card("City (policy run)", style=CARD_STYLE) as card:
         with solara.Row():
             solara.Select("Layer", values=list(LAYERS), value=layer)
             solara.Select("Schools coloured by", values=list(SCHOOL_COLOURS), value=colour_by)
@@ -161,7 +160,7 @@ def school_details(model: TwinModel) -> solara.Element:
     """One school, in the policy run and in the baseline twin."""
     pol = school_table(model.policy).set_index("unit_id")
     base = school_table(model.baseline).set_index("unit_id")
-    with solara.Card("School", style={"height": "100%", "overflow": "auto"}) as card:
+    with solara.Card("School", style=CARD_STYLE) as card:
         solara.Select("School (or click one on the map)", values=list(pol.index),
                       value=selected_school)
         uid = selected_school.value if selected_school.value in pol.index else pol.index[0]
@@ -179,7 +178,7 @@ def indices(model: TwinModel) -> solara.Element:
     """The key indices over the years, policy and baseline twin."""
     options = timed(model, "charts", lambda: index_charts(model))
     with solara.Card("Key indices: policy (solid) vs baseline twin (dashed)",
-                     style={"height": "100%", "overflow": "auto"}) as card:
+                     style=CARD_STYLE) as card:
         with solara.GridFixed(columns=3):
             for metric, option in options.items():
                 # The plotted values ride along as attributes: the page test reads them.
@@ -199,13 +198,12 @@ def numbers(model: TwinModel) -> solara.Element:
         f'data-policy="{r.policy!r}"><td>{html.escape(r.label)}</td><td>{r.baseline:.4g}</td>'
         f"<td>{r.policy:.4g}</td><td>{r.difference:+.3g}</td></tr>"
         for r in df.itertuples())
-    with solara.Card(f"Year {model.year}: the numbers", style={"height": "100%",
-                                                               "overflow": "auto"}) as card:
+    with solara.Card(f"Year {model.year}: the numbers", style=CARD_STYLE) as card:
         solara.HTML(tag="table", classes=["kk-numbers"], unsafe_innerHTML=(
             "<tr><th>index</th><th>baseline</th><th>policy</th><th>difference</th></tr>"
             + body))
     logger.info("year %d: model %.2f s, redraw %s", model.year, model.step_seconds,
-                {k: round(v, 3) for k, v in getattr(model, "redraw_seconds", {}).items()})
+                {k: round(v, 3) for k, v in model.redraw_seconds.items()})
     return card
 
 

@@ -98,6 +98,7 @@ class TwinModel(mesa.Model):
         baseline: The run without levers (``ScenarioConfig()``: the baseline scenario).
         step_seconds: Wall time of the last year of both runs.
         settings: The lever controls in words (the page shows them).
+        redraw_seconds: Wall time of the page's last redraw, per view.
 
     """
 
@@ -128,6 +129,7 @@ class TwinModel(mesa.Model):
                                          levers=[])
         self.years = int(years)
         self.step_seconds = 0.0
+        self.redraw_seconds: dict[str, float] = {}  # the page's views book their draw times
 
     @property
     def year(self) -> int:
