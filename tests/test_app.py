@@ -80,6 +80,13 @@ def test_helsinki_twin_steps_and_draws() -> None:
     assert len(index_charts(twin)["seg_school_ses_H"]["series"][1]["data"]) == 2
 
 
+def test_command_line_offers_host_and_port_and_defaults_to_localhost() -> None:
+    proc = subprocess.run([sys.executable, "-m", "experiments.app", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert "--host" in proc.stdout and "--port" in proc.stdout
+    assert "default 127.0.0.1" in proc.stdout
+
+
 # ---------------------------------------------------------------- the page in Chromium
 def free_port() -> int:
     with socket.socket() as s:
