@@ -202,7 +202,7 @@ def city_map(model: SegregationModel, layer: str = "status", colour_by: str = "c
         span = float(np.nanmax(np.abs(schools[col]))) or 1.0
         s_lo, s_hi = -span, span
     colours = _rgb(s_cmap, schools[col].to_numpy(dtype=float), s_lo, s_hi)
-    radius = max(3, int(scale * 0.7))
+    radius = max(4, int(scale * 0.7))  # visible even on helsinki's 5-pixel cells
     yy, xx = np.mgrid[-radius - 2:radius + 3, -radius - 2:radius + 3]
     spots = []
     for row, colour in zip(schools.itertuples(), colours, strict=True):
