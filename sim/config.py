@@ -15,10 +15,12 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
@@ -315,6 +317,79 @@ def preset_families(preset: str) -> int:
     (``reference_families``) and the report's cost shares read it from here.
     """
     return int(OmegaConf.load(CONF_DIR / "city" / f"{preset}.yaml").n_families)
+_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+_HYDRA_WORDS = {"true", "false", "null", "inf", "nan"}
+
+
+def _override_value(value: Any) -> str:
+    """``value`` in Hydra's override grammar (strings quoted unless plain words)."""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if _BARE.fullmatch(text) and text.lower() not in _HYDRA_WORDS:
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def run_seed(seed: Any = None, rng: Any = None) -> int | None:
+    """The run seed from Mesa's ``seed`` or ``rng`` keyword (``None`` if neither is given).
+
+    Raises:
+        TypeError: ``rng`` is a generator or seed sequence: the model draws from its own
+            named streams (``sim.rng``) and needs an integer seed to derive them.
+        ValueError: ``seed`` and ``rng`` are both given and differ.
+
+    """
+    given = [v for v in (seed, rng) if v is not None]
+    for v in given:
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise TypeError(f"seed/rng must be an integer seed, not {type(v).__name__}: the "
+                            "model derives its named random streams from one integer")
+    if len({int(v) for v in given}) > 1:
+        raise ValueError(f"seed={seed!r} and rng={rng!r} disagree; give one of them")
+    return int(given[0]) if given else None
+
+
+def config_from_params(seed: Any = None, rng: Any = None, **params: Any) -> Config:
+    """A validated config from keyword parameters, the way Mesa's tools build a model.
+
+    The only bridge from keyword parameters to the typed config: they become Hydra overrides
+    for ``load_config``, so presets, types and ranges are checked exactly as on the command
+    line.
+
+    Args:
+        seed: Run seed (``Config.seed``); Mesa's ``batch_run`` passes it.
+        rng: Same as ``seed`` (Mesa's other name for it); an integer.
+        **params: Config overrides keyed by dotted path (``**{"city.n_families": 2000}``) or
+            with double underscores instead of dots (``city__n_families=2000``); a config
+            group takes a preset name (``city="helsinki"``, ``scenario="engagement"``).
+            Values are Python values (numbers, strings, bools, lists).
+
+    Returns:
+        The validated config. Without ``seed`` and ``rng`` the config's own seed is kept
+        (0 by default), so a model built without one is reproducible.
+
+    Raises:
+        ValueError: Unknown key, preset or invalid value (naming the key).
+        TypeError: A seed that is not an integer.
+
+    """
+    overrides = [f"{key.replace('__', '.')}={_override_value(value)}"
+                 for key, value in params.items()]
+    chosen = run_seed(seed, rng)
+    if chosen is not None:
+        overrides.append(f"seed={chosen}")
+    return load_config(overrides)
 
 
 def to_object(cfg: Config | DictConfig | dict) -> Config:

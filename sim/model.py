@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
 
 import mesa
 import numpy as np
@@ -27,7 +28,7 @@ from tqdm import tqdm
 from agents import Daycare, Family, School
 from sim import kernels as numba_kernels
 from sim.city import City, generate_city
-from sim.config import Config, validate
+from sim.config import Config, config_from_params, validate
 from sim.kernels import youngest_age
 from sim.ledger import Ledger
 from sim.metrics import YearRecorder, record
@@ -76,6 +77,12 @@ YEAR: tuple[Phase, ...] = (
 class SegregationModel(LeverSurface, mesa.Model):
     """Yearly loop of residential sorting, choice, outcomes and reputation.
 
+    Built either from a ``Config`` or, as Mesa's tools do (``mesa.batch_run``, SolaraViz),
+    from keyword parameters: ``SegregationModel(seed=3, city="helsinki",
+    **{"city.n_families": 2000})`` (see ``sim.config.config_from_params``). The model stops
+    (``running`` False) after ``cfg.years`` steps; ``datacollector`` holds the yearly
+    metrics, collected at year 0 and after every step.
+
     Args:
         cfg: Configuration (validated here).
         levers: Policy levers (see ``sim.surface.Lever``), built by the caller, e.g. with
@@ -83,15 +90,25 @@ class SegregationModel(LeverSurface, mesa.Model):
             the city) before anything runs.
         kernels: Module providing the choice kernels; defaults to the numba kernels
             (tests pass the plain-Python reference).
+        seed: Run seed, when built from keyword parameters.
+        rng: Integer seed under Mesa's other name.
+        **params: Config overrides by dotted path or ``__`` path, when ``cfg`` is not given.
 
     Raises:
         ValueError: An invalid config, or a lever whose arguments or targets do not fit the
             city.
+        TypeError: Both ``cfg`` and keyword parameters are given.
     """
 
-    def __init__(self, cfg: Config, levers: Sequence[Lever] = (),
-                 kernels: ModuleType | None = None) -> None:
-        cfg = validate(cfg)
+    def __init__(self, cfg: Config | None = None, levers: Sequence[Lever] = (),
+                 kernels: ModuleType | None = None, *, seed: int | None = None,
+                 rng: int | None = None, **params: Any) -> None:
+        if cfg is None:
+            cfg = config_from_params(seed=seed, rng=rng, **params)  # validated there
+        elif seed is not None or rng is not None or params:
+            raise TypeError("give either cfg or keyword parameters (seed, rng, overrides)")
+        else:
+            cfg = validate(cfg)
         super().__init__(rng=cfg.seed)
         self.cfg = cfg
         self.k = kernels or numba_kernels
@@ -114,6 +131,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         self.levers = list(levers)
         self._bind_levers()
         record(self)
+        self.datacollector = self.recorder.datacollector  # Mesa's tools read it here
 
     # ------------------------------------------------------------------ structure
     def _build_grid(self) -> None:
@@ -247,6 +265,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         self.recorder.start_year()
         for phase in self.phases:
             phase(self)
+        self.running = self.year < self.cfg.years  # batch_run and SolaraViz stop here
 
     def finalize(self) -> None:
         """Let levers finish (end of run)."""
