@@ -20,13 +20,18 @@ share) come from ``CityConfig``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from agents import Family
 from sim.config import CityConfig
 from sim.rng import Streams
+
+if TYPE_CHECKING:
+    from sim.model import SegregationModel
 
 SOCIAL, PRIVATE, OWNER = 0, 1, 2
 
@@ -54,6 +59,19 @@ class City:
     daycare_cells: np.ndarray  # int (n_daycares,)
     daycare_private: np.ndarray  # bool (n_daycares,)
     centre: int  # cell id of the centre
+    # Real geography (cities read by ``sim.geodata``); the synthetic city leaves the defaults.
+    crs: str = ""  # map CRS of ``origin`` (e.g. "EPSG:3067"); "" for the synthetic city
+    origin: tuple[float, float] = (0.0, 0.0)  # map x of the west edge, y of the north edge (m)
+    # Source ids and names by kind ("school", "daycare", "district", "renewal_area"):
+    # lists in unit/area order; kinds left out get the synthetic labels (``label``).
+    labels: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    # Families the grid counts, housed in their own cells: int (n, 4) of cell, tenure, ses,
+    # lang. ``None``: every initial family is placed by the residential choice rule.
+    counted_families: np.ndarray | None = None
+    # Families the grid does not count (suppressed cells), placed by the choice rule;
+    # ``None``: ``CityConfig.n_families`` (the synthetic city).
+    n_imputed: int | None = None
+    renewal_area: np.ndarray | None = None  # int (n_cells,) renewal polygon index, -1 none
 
     @property
     def n_cells(self) -> int:
@@ -69,6 +87,70 @@ class City:
     def renewal_cell(self) -> np.ndarray:
         """Bool (n_cells,): the cell lies in an urban-renewal district."""
         return np.where(self.district >= 0, self.renewal[np.maximum(self.district, 0)], False)
+
+    def n_by_choice(self, cfg: CityConfig) -> int:
+        """Initial families placed by the residential choice rule (not counted by a grid)."""
+        return cfg.n_families if self.n_imputed is None else self.n_imputed
+
+    def map_xy(self, col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map coordinates of grid positions (cell centres at integers).
+
+        Metres in ``crs`` for a real city; the grid positions themselves for the synthetic one.
+        """
+        if not self.crs:
+            return np.asarray(col, dtype=float), np.asarray(row, dtype=float)
+        m = self.cell_km * 1000.0
+        col, row = np.asarray(col), np.asarray(row)
+        return self.origin[0] + (col + 0.5) * m, self.origin[1] - (row + 0.5) * m
+
+    def label(self, kind: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Source ids and names of the first ``n`` units or areas of a kind.
+
+        Args:
+            kind: ``school`` (lower then upper), ``daycare``, ``district``,
+                ``catchment_lower``, ``catchment_upper`` (labelled by their schools) or
+                ``cell`` (Statistics Finland style id of the south-west corner, real cities).
+            n: Number wanted; units added later (levers) get the synthetic labels.
+
+        Returns:
+            Two string arrays (ids, names) of length ``n``.
+        """
+        if kind.startswith("catchment"):
+            first = 0 if kind == "catchment_lower" else len(self.lower_cells)
+            ids, names = self.label("school", first + n)
+            return ids[first:], names[first:]
+        if kind == "cell":
+            if not self.crs:
+                return np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+            col, row = np.divmod(np.arange(n), self.height)
+            m = self.cell_km * 1000.0
+            x, y = self.map_xy(col, row)
+            ids = [f"{round(a - m / 2)}{round(b - m / 2)}" for a, b in zip(x, y, strict=True)]
+            return np.array(ids, dtype=object), np.array(ids, dtype=object)
+        prefix = {"school": "S", "daycare": "D"}.get(kind)
+        default_ids = [f"{prefix}{i:03d}" if prefix else str(i) for i in range(n)]
+        default_names = default_ids if prefix else [f"{kind} {i}" for i in range(n)]
+        ids, names = self.labels.get(kind, ([], []))
+        return (np.array(list(ids[:n]) + default_ids[len(ids):], dtype=object),
+                np.array(list(names[:n]) + default_names[len(names):], dtype=object))
+
+
+def house_counted_families(model: SegregationModel) -> None:
+    """Create the families a real city's grid counts, each in its own cell and tenure.
+
+    Their status and language come from the grid (``City.counted_families``); children,
+    parents' ages and the rest are drawn as for any new family (stream
+    ``init_families_grid``). Does nothing for the synthetic city.
+    """
+    known = model.city.counted_families
+    if known is None or not len(known):
+        return
+    slots, _ = model._new_families(len(known), "init_families_grid", 0.0, 0,
+                                   model.cfg.behaviour.demography.youngest_decay,
+                                   ses_lang=known[:, 2:4])
+    model.families.cell[slots], model.families.tenure[slots] = known[:, 0], known[:, 1]
+    for s in slots:
+        model.family_agents[int(s)] = Family(model, int(s))
 
 
 def _kmeans(

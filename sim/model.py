@@ -19,8 +19,9 @@ from scipy.stats import beta as beta_dist
 
 from agents import Daycare, Family, School
 from sim import kernels as numba_kernels
-from sim.city import City, generate_city
+from sim.city import City, house_counted_families
 from sim.config import Config, validate
+from sim.geodata import build_city
 from sim.metrics import YearRecorder
 from sim.metrics import counts as counts2d
 from sim.rng import Streams, counter_uniform
@@ -75,7 +76,7 @@ class SegregationModel(mesa.Model):
         self.k = kernels or numba_kernels
         self.year = 0
         self.streams = Streams(cfg.seed)
-        self.city: City = generate_city(cfg.city)
+        self.city: City = build_city(cfg.city)
         self._build_grid()
         self._init_units()
         cap = int(cfg.city.n_families * 1.4) + 16
@@ -317,7 +318,8 @@ class SegregationModel(mesa.Model):
 
     # ------------------------------------------------------------------ population
     def _new_families(self, n: int, stream: str, foreign_share: float, year: int,
-                      youngest_decay: float) -> tuple[np.ndarray, np.ndarray]:
+                      youngest_decay: float, ses_lang: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
         """Create ``n`` unhoused families with children.
 
         Every family's attributes come from its own row of a fixed-width block of uniforms,
@@ -334,6 +336,8 @@ class SegregationModel(mesa.Model):
         lang = (u[:, 0] < foreign_share).astype(np.int64)
         cum = np.cumsum([cfg.city.ses_shares_native, cfg.city.ses_shares_foreign], axis=1)
         ses = np.minimum((u[:, 1, None] >= cum[lang]).sum(1), 2)
+        if ses_lang is not None:  # given per family (sim.city.house_counted_families)
+            ses, lang = ses_lang[:, 0], ses_lang[:, 1]
         mean = np.asarray(sc.info_mean)[lang]
         k = sc.info_concentration
         f.ses[slots], f.lang[slots] = ses, lang
@@ -401,7 +405,8 @@ class SegregationModel(mesa.Model):
         """Initial families, sorted into the city by the same choice rule as later moves."""
         cfg = self.cfg
         rng = self.streams.get("init_population")
-        slots, keys = self._new_families(cfg.city.n_families, "init_families",
+        house_counted_families(self)
+        slots, keys = self._new_families(self.city.n_by_choice(cfg.city), "init_families",
                                          cfg.city.foreign_share, 0,
                                          cfg.behaviour.demography.youngest_decay)
         self._house(slots, keys, "init_housing")

@@ -1,0 +1,824 @@
+"""Real geography: build the model city from data files, and write a city in those formats.
+
+``build_city`` is the one place that chooses between the synthetic city (``sim.city``) and a
+city read from files (``city=from_files``, README "Real geography"). The inputs come in the
+formats the data is published in:
+
+* **grid**: Statistics Finland style 250 m population grid, CSV (cell south-west corners
+  ``euref_x, euref_y`` or a 13-digit ``xyind``, EPSG:3067) or GeoPackage (cell squares or
+  points, any CRS). Counts per cell (``GRID_COLUMNS``): families with children, or children
+  by age band; optional income or education classes, language groups, dwellings by tenure,
+  total population, and the model's own ``price`` and ``amenity`` levels. A blank count is a
+  suppressed (protected) cell.
+* **catchments** (lower and upper grades), **districts**, **renewal** areas: polygons in
+  GeoJSON or GeoPackage with ``id`` and ``name`` (catchments also ``school_id`` and,
+  where both networks share a file, ``language``), in EPSG:3879 (ETRS-GK25), EPSG:3067 or
+  WGS84.
+* **schools** and **daycares**: points in CSV (WGS84 ``lon, lat``, ``easting/northing_etrs_
+  tm35fin`` or ``_gk25`` columns as in the City's Service Map, or ``x, y`` with a ``crs``
+  column) or GeoJSON; ``id, name``, schools ``level`` (lower, upper, both), ``language``,
+  ``capacity``, ``emphasis``; daycares ``provider`` (municipal, private).
+
+The model grid is EPSG:3067, aligned to the data grid and ``cell_size_m`` (a multiple of the
+data cells: counts are summed); polygons are rasterised at cell centres. Families counted in
+a cell are synthesised there with the cell's status and language mix; families of
+suppressed cells are imputed from dwellings (or population) and placed by the model's own
+residential choice rule. Every bad input raises one ``ValueError`` naming the file and the
+feature or row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from sim.city import OWNER, PRIVATE, SOCIAL, City, generate_city
+from sim.config import CityConfig
+from sim.rng import Streams
+
+try:
+    import geopandas as gpd
+    import shapely
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+except ImportError:  # optional: the synthetic city needs none of these
+    gpd = None
+
+log = logging.getLogger(__name__)
+
+GEO_MISSING = ("city=from_files needs the geo libraries: install the geo extra: "
+               "pip install -e '.[geo]'")
+MODEL_CRS = "EPSG:3067"  # ETRS-TM35FIN, Statistics Finland's grid
+# Children 0-15 per family with children, Helsinki (README calibration table, targets.csv);
+# converts age-band counts to families when the grid has no family count.
+CHILDREN_PER_FAMILY = 1.83
+# Catchments may overlap by digitising slivers; more than this share of a cell is an error.
+# Assumption.
+OVERLAP_CELL_SHARE = 0.05
+# Origin (EPSG:3067 west and north edges, m) where a city without a CRS is written: the
+# south-west of Helsinki. Assumption.
+WRITE_ORIGIN = (372000.0, 6684000.0)
+
+# Accepted grid columns: model quantity -> names in the data (Statistics Finland's Paavo /
+# grid database names first). Each tuple of a class quantity lists its classes in order.
+GRID_COLUMNS: dict[str, tuple] = {
+    "families": ("families", "te_laps"),  # families (households) with children
+    "population": ("population", "vaesto", "he_vakiy"),  # total population
+    "age_bands": (("he_0_2", "he_3_6", "he_7_12", "he_13_15"),
+                  ("children_0_6", "children_7_12", "children_13_15")),
+    # status classes low, middle, high: income classes, education (basic; secondary;
+    # tertiary), or the model's own
+    "ses": ((("tr_pi_tul",), ("tr_ke_tul",), ("tr_hy_tul",)),
+            (("ko_perus",), ("ko_ammat", "ko_yliop"), ("ko_al_kork", "ko_yl_kork")),
+            (("ses0",), ("ses1",), ("ses2",))),
+    "lang": ("lang_native", "lang_foreign"),  # Finnish/Swedish/Sami speakers, others
+    "tenure": ("dw_social", "dw_private", "dw_owner"),  # dwellings: social, private, owner
+}
+POINT_COLUMNS = (  # CSV coordinate columns and their CRS (Service Map API names)
+    (("lon", "lat"), "EPSG:4326"),
+    (("longitude", "latitude"), "EPSG:4326"),
+    (("easting_etrs_tm35fin", "northing_etrs_tm35fin"), "EPSG:3067"),
+    (("easting_etrs_gk25", "northing_etrs_gk25"), "EPSG:3879"),
+)
+LEVELS = {"lower": (0,), "upper": (1,), "both": (0, 1), "1-6": (0,), "7-9": (1,), "1-9": (0, 1)}
+
+
+def build_city(cfg: CityConfig) -> City:
+    """The model city of a config: read from files (``from_files``) or synthetic.
+
+    Args:
+        cfg: City configuration.
+
+    Returns:
+        The ``City``.
+
+    Raises:
+        ValueError: A bad input file (one line naming the file and feature or row).
+    """
+    if cfg.preset == "from_files":
+        return read_city(cfg)
+    return generate_city(cfg)
+
+
+def _require_geo() -> None:
+    if gpd is None:
+        raise ValueError(GEO_MISSING)
+
+
+# ---------------------------------------------------------------------------- reading files
+def _bad(path: str | Path, where: str, what: str) -> ValueError:
+    """One-line input error naming the file, the feature or row, and the problem."""
+    return ValueError(f"{path}: {where}: {what}" if where else f"{path}: {what}")
+
+
+def _check_file(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise _bad(path, "", "no such file")
+    if p.stat().st_size == 0:
+        raise _bad(path, "", "empty file")
+    return p
+
+
+def _parse_crs(path: str | Path, value: object) -> CRS:
+    try:
+        return CRS.from_user_input(value)
+    except CRSError as exc:
+        raise _bad(path, "", f"unknown CRS {value!r}") from exc
+
+
+def _read_geojson(path: Path) -> gpd.GeoDataFrame:
+    """GeoJSON with its CRS: a named ``crs`` member, or RFC 7946 WGS84 when it has none."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _bad(path, "", f"not valid GeoJSON ({exc})") from exc
+    feats = data.get("features") if isinstance(data, dict) else None
+    if not feats:
+        raise _bad(path, "", "empty file (no features)")
+    member = data.get("crs")
+    if member is not None:
+        name = (member.get("properties") or {}).get("name") if isinstance(member, dict) else None
+        crs = _parse_crs(path, name)
+    else:
+        crs = CRS.from_epsg(4326)
+    for i, f in enumerate(feats):
+        if not isinstance(f, dict) or not f.get("geometry"):
+            raise _bad(path, f"feature {i}", "has no geometry")
+    gdf = gpd.GeoDataFrame.from_features(feats, crs=crs)
+    if member is None:
+        minx, miny, maxx, maxy = gdf.total_bounds
+        if min(minx, miny) < -180 or maxx > 180 or maxy > 90:
+            raise _bad(path, "", "missing CRS: no 'crs' member and the coordinates are not "
+                                 "WGS84 longitude/latitude")
+    return gdf
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as exc:
+        raise _bad(path, "", "empty file") from exc
+    if df.empty:
+        raise _bad(path, "", "empty file (no rows)")
+    return df
+
+
+def read_layer(path: str | Path) -> gpd.GeoDataFrame:
+    """Read a GeoJSON, GeoPackage or point CSV file as a GeoDataFrame in its own CRS.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The features, properties as columns (CSV: all strings).
+
+    Raises:
+        ValueError: Missing, empty or unreadable file; missing or unknown CRS.
+    """
+    _require_geo()
+    p = _check_file(path)
+    suffix = p.suffix.lower()
+    if suffix in (".geojson", ".json"):
+        return _read_geojson(p)
+    if suffix == ".gpkg":
+        try:
+            gdf = gpd.read_file(p)
+        except Exception as exc:  # pyogrio raises its own error types
+            raise _bad(path, "", f"not a readable GeoPackage ({exc})") from exc
+        if gdf.empty:
+            raise _bad(path, "", "empty file (no features)")
+        if gdf.crs is None:
+            raise _bad(path, "", "missing CRS")
+        return gdf
+    if suffix == ".csv":
+        df = _read_csv(p)
+        found = [(cols, crs) for cols, crs in POINT_COLUMNS if set(cols) <= set(df.columns)]
+        if found:
+            cols, crs = found[0]
+        else:
+            if not {"x", "y"} <= set(df.columns):
+                raise _bad(path, "", "no coordinate columns (lon, lat; easting_etrs_tm35fin, "
+                                     "northing_etrs_tm35fin; or x, y with crs)")
+            if "crs" not in df.columns:
+                raise _bad(path, "", "missing CRS: columns x, y need a crs column")
+            cols, crs = ("x", "y"), df["crs"].iloc[0]
+            if (df["crs"] != crs).any():
+                raise _bad(path, f"row {int(np.argmax(df['crs'] != crs))}", "mixed CRS values")
+        xy = np.column_stack([_numbers(path, df, c, allow_negative=True) for c in cols])
+        bad = np.flatnonzero(np.isnan(xy).any(axis=1))
+        if len(bad):
+            raise _bad(path, f"row {bad[0]}", "missing coordinates")
+        return gpd.GeoDataFrame(df, geometry=shapely.points(xy), crs=_parse_crs(path, crs))
+    raise _bad(path, "", "unsupported format (use .csv, .geojson or .gpkg)")
+
+
+def _numbers(path: str | Path, df: pd.DataFrame, col: str, allow_negative: bool = False
+             ) -> np.ndarray:
+    """A numeric column; blanks are NaN (suppressed), anything else non-numeric is an error."""
+    raw = df[col]
+    if raw.dtype.kind in "if":
+        vals = raw.to_numpy(dtype=float)
+    else:
+        text = raw.astype(str).str.strip()
+        vals = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(np.isnan(vals) & (text != "").to_numpy() & raw.notna().to_numpy())
+        if len(bad):
+            raise _bad(path, f"row {bad[0]}", f"{col}={raw.iloc[bad[0]]!r} is not a number")
+    if not allow_negative:
+        neg = np.flatnonzero(vals < 0)
+        if len(neg):
+            raise _bad(path, f"row {neg[0]}", f"{col}={vals[neg[0]]:g} is negative")
+    return vals
+
+
+def _prop(gdf: gpd.GeoDataFrame, names: tuple[str, ...], default: str | None = None
+          ) -> pd.Series | None:
+    """The first present property of ``names`` as strings (``default`` where blank)."""
+    for n in names:
+        if n in gdf.columns:
+            s = gdf[n].astype(object).where(gdf[n].notna(), "").astype(str).str.strip()
+            return s if default is None else s.where(s != "", default)
+    return None
+
+
+def _with_ids(gdf: gpd.GeoDataFrame, path: str | Path, required: bool) -> gpd.GeoDataFrame:
+    """``id`` and ``name`` columns as strings (ids default to the feature number, names to ids)."""
+    ids = _prop(gdf, ("id", "tunnus"))
+    if ids is None and required:
+        raise _bad(path, "", "no id column")
+    if ids is None:
+        ids = pd.Series([str(i) for i in range(len(gdf))], index=gdf.index)
+    names = _prop(gdf, ("name", "nimi", "nimi_fi"))
+    return gdf.assign(id=ids, name=ids if names is None else names.where(names != "", ids))
+
+
+def _feature(gdf: gpd.GeoDataFrame, i: int) -> str:
+    """How a feature is named in errors: its index, id and name where known."""
+    parts = [f"feature {i}"]
+    for key in ("id", "name"):
+        if key in gdf.columns and pd.notna(gdf[key].iloc[i]):
+            parts.append(f"{key}={gdf[key].iloc[i]}")
+    return " ".join(parts)
+
+
+def read_polygons(path: str | Path, language: str | None = None) -> gpd.GeoDataFrame:
+    """Polygon layer in EPSG:3067 with ``id`` and ``name`` (and the other properties).
+
+    Args:
+        path: GeoJSON or GeoPackage file.
+        language: Keep only features of this ``language`` (``fi``/``sv``), if the file has one.
+
+    Raises:
+        ValueError: Bad file, non-polygon feature, or features overlapping by more than
+            ``OVERLAP_CELL_SHARE`` of a cell (checked by the caller for the cell size).
+    """
+    gdf = read_layer(path)
+    for i, g in enumerate(gdf.geometry):
+        if g is None or g.geom_type not in ("Polygon", "MultiPolygon"):
+            raise _bad(path, _feature(gdf, i), "is not a polygon")
+    gdf = _with_ids(gdf, path, required=False)
+    lang = _prop(gdf, ("language", "kieli"))
+    if language is not None and lang is not None:
+        gdf = gdf[lang.str.lower().str[:2].to_numpy() == language].reset_index(drop=True)
+        if gdf.empty:
+            raise _bad(path, "", f"no features with language={language!r}")
+    return gdf.to_crs(MODEL_CRS)
+
+
+def check_overlaps(path: str | Path, gdf: gpd.GeoDataFrame, tol_m2: float) -> None:
+    """Raise if two features overlap by more than ``tol_m2`` square metres."""
+    geoms = gdf.geometry.to_numpy()
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = left < right
+    for a, b in zip(left[keep], right[keep], strict=True):
+        area = shapely.intersection(geoms[a], geoms[b]).area
+        if area > tol_m2:
+            raise _bad(path, _feature(gdf, a),
+                       f"overlaps {_feature(gdf, b)} by {area:.0f} m2")
+
+
+def rasterise(gdf: gpd.GeoDataFrame, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Index of the feature containing each point (cell centres), -1 where none."""
+    lab = np.full(len(x), -1, dtype=np.int64)
+    pts, feats = shapely.STRtree(gdf.geometry.to_numpy()).query(
+        shapely.points(x, y), predicate="within")
+    lab[pts] = feats  # overlaps were rejected before, so a point lies in at most one feature
+    return lab
+
+
+# ---------------------------------------------------------------------------- the grid
+@dataclass
+class _Grid:
+    """Grid rows in EPSG:3067: cell centres, data cell size and per-row counts."""
+
+    x: np.ndarray
+    y: np.ndarray
+    size: float
+    families: np.ndarray  # NaN: suppressed
+    population: np.ndarray | None
+    ses: np.ndarray | None  # (n, 3)
+    lang: np.ndarray | None  # (n, 2)
+    tenure: np.ndarray | None  # (n, 3) dwellings
+    price: np.ndarray | None
+    amenity: np.ndarray | None
+
+
+def _class_columns(path: str | Path, df: pd.DataFrame, options: tuple) -> np.ndarray | None:
+    """Sum of the columns of each class, for the first option whose columns are all there."""
+    for classes in options:
+        if all(c in df.columns for cls in classes for c in cls):
+            return np.column_stack([sum(_numbers(path, df, c) for c in cls) for cls in classes])
+    return None
+
+
+def read_grid(path: str | Path, cell_size_m: float) -> _Grid:
+    """Read the population grid (CSV or GeoPackage) into EPSG:3067 cell centres and counts.
+
+    Raises:
+        ValueError: Bad file, missing columns, negative or non-numeric counts.
+    """
+    _require_geo()
+    p = _check_file(path)
+    if p.suffix.lower() == ".csv":
+        df = _read_csv(p)
+        if {"euref_x", "euref_y"} <= set(df.columns):
+            x0 = _numbers(path, df, "euref_x", allow_negative=True)
+            y0 = _numbers(path, df, "euref_y", allow_negative=True)
+        elif "xyind" in df.columns:
+            ids = df["xyind"].str.strip()
+            bad = np.flatnonzero(~ids.str.fullmatch(r"\d{13}").to_numpy())
+            if len(bad):
+                raise _bad(path, f"row {bad[0]}", f"xyind={ids.iloc[bad[0]]!r} is not a "
+                                                  "13-digit grid id")
+            x0, y0 = ids.str[:6].astype(float).to_numpy(), ids.str[6:].astype(float).to_numpy()
+        else:
+            raise _bad(path, "", "no cell coordinates (euref_x, euref_y or xyind, EPSG:3067)")
+        missing = np.flatnonzero(np.isnan(x0) | np.isnan(y0))
+        if len(missing):
+            raise _bad(path, f"row {missing[0]}", "missing cell coordinates")
+        steps = np.concatenate([np.diff(np.unique(x0)), np.diff(np.unique(y0))])
+        size = float(steps[steps > 0].min()) if (steps > 0).any() else cell_size_m
+        size = min(size, cell_size_m)
+        x, y = x0 + size / 2, y0 + size / 2
+    else:
+        df = read_layer(p).to_crs(MODEL_CRS)
+        geoms = df.geometry.to_numpy()
+        polys = np.isin(shapely.get_type_id(geoms), (3, 6))
+        size = float(np.sqrt(np.median(shapely.area(geoms[polys])))) if polys.any() else (
+            cell_size_m)
+        c = shapely.centroid(geoms)
+        x, y = shapely.get_x(c), shapely.get_y(c)
+        df = pd.DataFrame(df.drop(columns="geometry"))
+    fam_col = next((c for c in GRID_COLUMNS["families"] if c in df.columns), None)
+    if fam_col is not None:
+        families = _numbers(path, df, fam_col)
+    else:
+        bands = next((b for b in GRID_COLUMNS["age_bands"] if all(c in df for c in b)), None)
+        if bands is None:
+            raise _bad(path, "", "no family count (families, te_laps) or children by age "
+                                 "band (he_0_2, he_3_6, he_7_12, he_13_15)")
+        families = np.round(sum(_numbers(path, df, c) for c in bands) / CHILDREN_PER_FAMILY)
+    pop_col = next((c for c in GRID_COLUMNS["population"] if c in df.columns), None)
+
+    def optional(cols: tuple[str, ...]) -> np.ndarray | None:
+        if all(c in df.columns for c in cols):
+            return np.column_stack([_numbers(path, df, c) for c in cols])
+        return None
+
+    return _Grid(
+        x=x, y=y, size=size, families=families,
+        population=_numbers(path, df, pop_col) if pop_col else None,
+        ses=_class_columns(path, df, GRID_COLUMNS["ses"]),
+        lang=optional(GRID_COLUMNS["lang"]),
+        tenure=optional(GRID_COLUMNS["tenure"]),
+        price=_numbers(path, df, "price") if "price" in df.columns else None,
+        amenity=_numbers(path, df, "amenity") if "amenity" in df.columns else None,
+    )
+
+
+# ---------------------------------------------------------------------------- units
+@dataclass
+class _Units:
+    """Schools or daycares: ids, names, map positions and attributes (file order)."""
+
+    ids: list[str]
+    names: list[str]
+    x: np.ndarray
+    y: np.ndarray
+    levels: list[tuple[int, ...]]  # schools: levels served
+    flag: np.ndarray  # schools: emphasised class; daycares: private
+    rows: np.ndarray  # row of each unit in the file
+
+
+def read_units(path: str | Path, kind: str, language: str) -> _Units:
+    """Read schools (``kind="schools"``) or daycares as points in EPSG:3067.
+
+    Raises:
+        ValueError: Bad file, duplicate id, unknown level or provider.
+    """
+    gdf = read_layer(path)
+    for i, g in enumerate(gdf.geometry):
+        if g is None or g.geom_type != "Point":
+            raise _bad(path, _feature(gdf, i), "is not a point")
+    gdf = _with_ids(gdf, path, required=True)
+    dup = gdf["id"].duplicated().to_numpy()
+    if dup.any():
+        raise _bad(path, _feature(gdf, int(np.argmax(dup))), "duplicate id")
+    rows = np.arange(len(gdf))
+    if kind == "schools":
+        lang = _prop(gdf, ("language", "kieli"))
+        if lang is not None:
+            rows = rows[lang.str.lower().str[:2].to_numpy() == language]
+        level = _prop(gdf, ("level", "aste"))
+        if level is None:
+            raise _bad(path, "", "no level column (lower, upper, both)")
+        levels = []
+        for i in rows:
+            if level.iloc[i].lower() not in LEVELS:
+                raise _bad(path, _feature(gdf, i), f"level={level.iloc[i]!r} is not one of "
+                                                   f"{sorted(LEVELS)}")
+            levels.append(LEVELS[level.iloc[i].lower()])
+        emph = _prop(gdf, ("emphasis", "painotus"), default="")
+        flag = np.array([emph is not None and emph.iloc[i].lower() not in
+                         ("", "0", "false", "no") for i in rows], dtype=bool)
+    else:
+        prov = _prop(gdf, ("provider", "yllapitaja"), default="municipal")
+        levels = [()] * len(rows)
+        if prov is None:
+            flag = np.zeros(len(rows), dtype=bool)
+        else:
+            bad = ~prov.str.lower().isin(["municipal", "private"]).to_numpy()
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise _bad(path, _feature(gdf, i), f"provider={prov.iloc[i]!r} is not "
+                                                   "municipal or private")
+            flag = (prov.str.lower() == "private").to_numpy()[rows]
+    if not len(rows):
+        raise _bad(path, "", f"no {kind} with language={language!r}")
+    pts = gdf.geometry.to_crs(MODEL_CRS).to_numpy()[rows]
+    return _Units(ids=list(gdf["id"].iloc[rows]), names=list(gdf["name"].iloc[rows]),
+                  x=shapely.get_x(pts), y=shapely.get_y(pts), levels=levels, flag=flag,
+                  rows=rows)
+
+
+# ---------------------------------------------------------------------------- the city
+def _apportion(total: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Split integer totals (n,) over shares (n, k) by largest remainders (deterministic)."""
+    raw = total[:, None] * shares
+    out = np.floor(raw).astype(np.int64)
+    rest = (total - out.sum(1)).astype(np.int64)
+    order = np.argsort(-(raw - out), axis=1, kind="stable")
+    ranks = np.argsort(order, axis=1, kind="stable")
+    return out + (ranks < rest[:, None])
+
+
+def _ipf(lang_p: np.ndarray, ses_p: np.ndarray, base: np.ndarray, iters: int = 30
+         ) -> np.ndarray:
+    """Joint lang x ses shares (n, 2, 3) with the given margins, closest to ``base`` (2, 3)."""
+    joint = np.broadcast_to(base, (len(lang_p), 2, 3)).copy()
+    for _ in range(iters):
+        joint *= (lang_p / np.maximum(joint.sum(2), 1e-12))[:, :, None]
+        joint *= (ses_p / np.maximum(joint.sum(1), 1e-12))[:, None, :]
+    return joint / joint.sum((1, 2), keepdims=True)
+
+
+def _layout(cfg: CityConfig, grid: _Grid, districts: gpd.GeoDataFrame
+            ) -> tuple[float, float, int, int]:
+    """Model grid origin (west, north edges) and size, aligned to the data grid."""
+    m = cfg.cell_size_m
+    k = m / grid.size
+    if abs(k - round(k)) > 1e-9:
+        raise ValueError(f"config error: city.cell_size_m={m:g} is not allowed; expected a "
+                         f"multiple of the grid's {grid.size:g} m cells")
+    ax, ay = (grid.x[0] - grid.size / 2) % m, (grid.y[0] - grid.size / 2) % m
+    minx, miny, maxx, maxy = districts.total_bounds
+    minx, miny = min(minx, grid.x.min()), min(miny, grid.y.min())
+    maxx, maxy = max(maxx, grid.x.max()), max(maxy, grid.y.max())
+    west = math.floor((minx - ax) / m) * m + ax
+    north = math.ceil((maxy - ay) / m) * m + ay
+    return west, north, math.ceil((maxx - west) / m), math.ceil((north - miny) / m)
+
+
+def read_city(cfg: CityConfig) -> City:
+    """Build the model city from the files named in ``cfg`` (``preset=from_files``).
+
+    Args:
+        cfg: City configuration with the file keys set.
+
+    Returns:
+        The ``City`` (EPSG:3067 origin, source ids and names, counted families).
+
+    Raises:
+        ValueError: One line naming the bad file and feature or row.
+    """
+    _require_geo()
+    m = cfg.cell_size_m
+    districts = read_polygons(cfg.districts)
+    check_overlaps(cfg.districts, districts, OVERLAP_CELL_SHARE * m * m)
+    grid = read_grid(cfg.grid, m)
+    west, north, w, h = _layout(cfg, grid, districts)
+    col, row = np.divmod(np.arange(w * h), h)
+    cx, cy = west + (col + 0.5) * m, north - (row + 0.5) * m
+    district = rasterise(districts, cx, cy)
+
+    # Grid rows -> model cells; a populated row must lie in a district.
+    rcell = ((grid.x - west) // m).astype(np.int64) * h + ((north - grid.y) // m).astype(
+        np.int64)
+    row_district = rasterise(districts, grid.x, grid.y)
+    counts = [grid.families, grid.population, grid.tenure]
+    has_people = np.zeros(len(rcell), dtype=bool)
+    for a in counts:
+        if a is not None:
+            has_people |= np.nan_to_num(a.reshape(len(rcell), -1)).sum(1) > 0
+    has_people |= np.isnan(grid.families)
+    outside = np.flatnonzero(has_people & (row_district < 0))
+    if len(outside):
+        i = outside[0]
+        raise _bad(cfg.grid, f"row {i} (cell centre {grid.x[i]:.0f}, {grid.y[i]:.0f})",
+                   f"lies outside every district of {cfg.districts}")
+    # A coarser model cell whose centre misses the districts takes its rows' district.
+    fill = (district[rcell] < 0) & (row_district >= 0)
+    district[rcell[fill]] = row_district[fill]
+    land = district >= 0
+
+    renewal_area = None
+    renewal = np.zeros(len(districts), dtype=bool)
+    labels: dict[str, tuple[list[str], list[str]]] = {
+        "district": (list(districts["id"]), list(districts["name"]))}
+    if cfg.renewal:
+        ren = read_polygons(cfg.renewal)
+        renewal_area = np.where(land, rasterise(ren, cx, cy), -1)
+        share = (np.bincount(district[land], weights=renewal_area[land] >= 0,
+                             minlength=len(districts))
+                 / np.maximum(np.bincount(district[land], minlength=len(districts)), 1))
+        renewal = share >= 0.5  # a district is a renewal district if most of it is
+        labels["renewal_area"] = (list(ren["id"]), list(ren["name"]))
+
+    # Schools (lower then upper) and their catchments.
+    schools = read_units(cfg.schools, "schools", cfg.school_language)
+    land_ids = np.flatnonzero(land)
+    tree = cKDTree(np.column_stack([cx[land_ids], cy[land_ids]]))
+
+    def snap(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return land_ids[tree.query(np.column_stack([x, y]))[1]]
+
+    school_cell = snap(schools.x, schools.y)
+    catch, unit_idx = [], []
+    for lev, key in ((0, "catchments_lower"), (1, "catchments_upper")):
+        path = getattr(cfg, key)
+        idx = np.array([i for i, lv in enumerate(schools.levels) if lev in lv], dtype=np.int64)
+        if not len(idx):
+            raise _bad(cfg.schools, "", f"no {('lower', 'upper')[lev]}-grade schools")
+        poly = read_polygons(path, cfg.school_language)
+        check_overlaps(path, poly, OVERLAP_CELL_SHARE * m * m)
+        sid = _prop(poly, ("school_id", "koulu_id"))
+        if sid is None:
+            raise _bad(path, "", "no school_id property")
+        k_of = {schools.ids[i]: k for k, i in enumerate(idx)}
+        for i, s in enumerate(sid):
+            if s not in k_of:
+                raise _bad(path, _feature(poly, i), f"school_id={s!r} is not a "
+                           f"{('lower', 'upper')[lev]}-grade school in {cfg.schools}")
+        lab = rasterise(poly, cx, cy)
+        lab = np.where((lab >= 0) & land, sid.map(k_of).to_numpy()[np.maximum(lab, 0)], -1)
+        catch.append(lab)
+        unit_idx.append(idx)
+
+    # Per-row families, dwellings and composition, summed into model cells.
+    fam = grid.families
+    suppressed = np.isnan(fam)
+    n_rows = len(rcell)
+    tenure_share = np.tile([cfg.social_share, 1 - cfg.social_share - cfg.owner_share,
+                            cfg.owner_share], (n_rows, 1))
+    ren_row = renewal[np.maximum(district[rcell], 0)]
+    ren_owner = min(cfg.owner_share, 0.5 * (1 - cfg.renewal_social_share))
+    tenure_share[ren_row] = [cfg.renewal_social_share,
+                             1 - cfg.renewal_social_share - ren_owner, ren_owner]
+    est = fam.copy()  # families, counted or (suppressed rows) estimated from population
+    if grid.population is not None:
+        known = ~suppressed & (grid.population > 0)
+        per_person = fam[known].sum() / max(grid.population[known].sum(), 1.0)
+        est[suppressed] = grid.population[suppressed] * per_person
+    given = (~np.isnan(grid.tenure).any(1) if grid.tenure is not None
+             else np.zeros(len(fam), dtype=bool))
+    lost = np.flatnonzero(np.isnan(est) & ~given)
+    if len(lost):
+        raise _bad(cfg.grid, f"row {lost[0]}", "families are suppressed and there are no "
+                   "dwellings or population to impute them from")
+    dwell = _apportion(np.round(np.nan_to_num(est) * cfg.dwellings_per_family).astype(
+        np.int64), tenure_share)
+    if grid.tenure is not None:  # rows with dwelling counts keep them
+        dwell[given] = grid.tenure[given].astype(np.int64)
+    counted = np.where(suppressed, 0, fam).astype(np.int64)
+    over = np.flatnonzero(counted > dwell.sum(1))
+    if len(over):
+        i = over[0]
+        raise _bad(cfg.grid, f"row {i}", f"{counted[i]} families but {dwell[i].sum()} "
+                                         "dwellings")
+    n_imputed = int(round(dwell[suppressed].sum() / cfg.dwellings_per_family))
+    n_cells = w * h
+    dwellings = np.zeros((n_cells, 3), dtype=np.int64)
+    np.add.at(dwellings, rcell, dwell)
+    for lab, key in zip(catch, ("catchments_lower", "catchments_upper"), strict=True):
+        orphan = np.flatnonzero(land & (lab < 0) & (dwellings.sum(1) > 0))
+        if len(orphan):
+            c = orphan[0]
+            i = int(np.flatnonzero(rcell == c)[0])
+            raise _bad(cfg.grid, f"row {i} (cell centre {grid.x[i]:.0f}, {grid.y[i]:.0f})",
+                       f"has families or dwellings but lies in no catchment of "
+                       f"{getattr(cfg, key)}")
+        # Uninhabited gaps between catchments (parks, fields) join the nearest one.
+        gap, done = land & (lab < 0), np.flatnonzero(lab >= 0)
+        if gap.any():
+            near = cKDTree(np.column_stack([cx[done], cy[done]])).query(
+                np.column_stack([cx[gap], cy[gap]]))[1]
+            lab[gap] = lab[done[near]]
+
+    # Status and language: the cell's mix (the config's shares where the grid has none).
+    cell_fam = np.bincount(rcell, weights=counted, minlength=n_cells).astype(np.int64)
+    base = np.array([cfg.ses_shares_native, cfg.ses_shares_foreign]) * np.array(
+        [[1 - cfg.foreign_share], [cfg.foreign_share]])
+
+    def cell_shares(a: np.ndarray | None, default: np.ndarray) -> np.ndarray:
+        out = np.tile(default, (n_cells, 1))
+        if a is not None:
+            s = np.zeros((n_cells, a.shape[1]))
+            np.add.at(s, rcell, np.nan_to_num(a))
+            tot = s.sum(1)
+            out[tot > 0] = s[tot > 0] / tot[tot > 0, None]
+        return out
+
+    lang_p = cell_shares(grid.lang, base.sum(1))
+    ses_p = cell_shares(grid.ses, base.sum(0))
+    occupied = np.flatnonzero(cell_fam > 0)
+    joint = _ipf(lang_p[occupied], ses_p[occupied], base).reshape(-1, 6)
+    rng = Streams(cfg.seed).get("city_families")
+    draws = rng.multinomial(cell_fam[occupied], joint)  # (cells, lang x ses)
+    fam_cell = np.repeat(np.repeat(occupied, 6), draws.ravel())
+    cls = np.tile(np.arange(6), len(occupied)).repeat(draws.ravel())
+    fam_lang, fam_ses = cls // 3, cls % 3
+    # Tenure: within a cell, higher status takes owner-occupied first, then private rental.
+    order = np.lexsort((-fam_ses, fam_cell))
+    fam_cell, fam_ses, fam_lang = fam_cell[order], fam_ses[order], fam_lang[order]
+    rank = np.arange(len(fam_cell)) - np.searchsorted(fam_cell, fam_cell)
+    stock = dwellings[fam_cell][:, ::-1].cumsum(1)  # owner, owner+private, all
+    fam_tenure = np.array([OWNER, PRIVATE, SOCIAL])[(rank[:, None] >= stock).sum(1)]
+    counted_families = np.column_stack([fam_cell, fam_tenure, fam_ses, fam_lang])
+
+    def cell_level(a: np.ndarray | None, derived: np.ndarray) -> np.ndarray:
+        """Mean per model cell of a grid level column, ``derived`` where the grid has none."""
+        if a is None:
+            return derived * land
+        ok = ~np.isnan(a)
+        n = np.bincount(rcell[ok], minlength=n_cells)
+        s = np.bincount(rcell[ok], weights=a[ok], minlength=n_cells)
+        return np.where(n > 0, s / np.maximum(n, 1), derived) * land
+
+    # Assumption: price follows the status mix (cell and district averaged), amenity is
+    # middling and lower in renewal districts, as in the synthetic city.
+    mean_ses = ses_p @ np.arange(3.0)
+    d = np.maximum(district, 0)
+    dist_ses = (np.bincount(d[land], weights=mean_ses[land], minlength=len(districts))
+                / np.maximum(np.bincount(d[land], minlength=len(districts)), 1))
+    ren_cell = land & renewal[d]
+    price = cell_level(grid.price, 0.3 + 0.25 * (mean_ses + dist_ses[d]))
+    amenity = cell_level(grid.amenity, 0.5 - 0.15 * ren_cell)
+
+    km = m / 1000.0
+    lower, upper = unit_idx
+    daycares = read_units(cfg.daycares, "daycares", cfg.school_language)
+    school_order = np.concatenate([lower, upper])
+    labels["school"] = ([schools.ids[i] for i in school_order],
+                        [schools.names[i] for i in school_order])
+    labels["daycare"] = (daycares.ids, daycares.names)
+    log.info("city from files: %d x %d cells of %g m, %d land, %d counted + %d imputed "
+             "families, %d + %d schools, %d daycares", w, h, m, land.sum(),
+             len(counted_families), n_imputed, len(lower), len(upper), len(daycares.ids))
+    return City(
+        width=w, height=h, cell_km=km, land=land,
+        xy=np.column_stack([col, row]).astype(float) * km,
+        dwellings=dwellings, price=price, amenity=amenity, district=district,
+        renewal=renewal, catchment_lower=catch[0], catchment_upper=catch[1],
+        lower_cells=school_cell[lower], upper_cells=school_cell[upper],
+        lower_emphasis=schools.flag[lower], upper_emphasis=schools.flag[upper],
+        daycare_cells=snap(daycares.x, daycares.y), daycare_private=daycares.flag,
+        centre=int(np.argmax(price)), crs=MODEL_CRS, origin=(west, north), labels=labels,
+        counted_families=counted_families, n_imputed=n_imputed, renewal_area=renewal_area,
+    )
+
+
+# ---------------------------------------------------------------------------- writing files
+def _cell_boxes(city: City, west: float, north: float) -> np.ndarray:
+    m = city.cell_km * 1000.0
+    col, row = np.divmod(np.arange(city.n_cells), city.height)
+    x0, y1 = west + col * m, north - row * m
+    return shapely.box(x0, y1 - m, x0 + m, y1)
+
+
+def _polygons(boxes: np.ndarray, lab: np.ndarray, n: int, props: dict[str, list],
+              crs: str) -> gpd.GeoDataFrame:
+    """Union of the cells of each label 0..n-1 as one feature each, with properties."""
+    geoms = [shapely.union_all(boxes[lab == k]) for k in range(n)]
+    return gpd.GeoDataFrame(props, geometry=geoms, crs=MODEL_CRS).to_crs(crs)
+
+
+def write_city(city: City, out: str | Path, school_language: str = "fi") -> dict[str, Path]:
+    """Write a city in the input formats of ``read_city`` (every format and CRS is used once).
+
+    Families are written as suppressed (blank) on land, so that reading the files back
+    places the same number of families by the same choice rule as the synthetic city: the
+    run is byte-identical. A city without a CRS is placed at ``WRITE_ORIGIN``.
+
+    Args:
+        city: The city (synthetic or read).
+        out: Target directory (created).
+        school_language: Language written for its schools and catchments.
+
+    Returns:
+        The config key -> file written (``city.<key>=<path>``).
+    """
+    _require_geo()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    west, north = city.origin if city.crs else WRITE_ORIGIN
+    boxes = _cell_boxes(city, west, north)
+    m = city.cell_km * 1000.0
+    col, row = np.divmod(np.arange(city.n_cells), city.height)
+    grid = pd.DataFrame({"euref_x": west + col * m, "euref_y": north - (row + 1) * m})
+    grid["families"] = np.where(city.land, "", "0")
+    for k, name in enumerate(GRID_COLUMNS["tenure"]):
+        grid[name] = city.dwellings[:, k]
+    grid["price"], grid["amenity"] = city.price, city.amenity
+    paths = {key: out / name for key, name in (
+        ("grid", "grid.csv"), ("districts", "districts.gpkg"), ("renewal", "renewal.gpkg"),
+        ("catchments_lower", "catchments_lower.geojson"),
+        ("catchments_upper", "catchments_upper.gpkg"), ("schools", "schools.csv"),
+        ("daycares", "daycares.geojson"))}
+    grid.to_csv(paths["grid"], index=False)
+
+    ids, names = city.label("district", city.n_districts)
+    _polygons(boxes, city.district, city.n_districts, {"id": ids, "name": names},
+              MODEL_CRS).to_file(paths["districts"], driver="GPKG")
+    if city.renewal.any():
+        ren = city.renewal_cell.astype(np.int64) - 1  # 0 in renewal districts, -1 elsewhere
+        _polygons(boxes, ren, 1, {"id": ["R0"], "name": ["renewal areas"]},
+                  MODEL_CRS).to_file(paths["renewal"], driver="GPKG")
+    else:
+        del paths["renewal"]
+
+    n_l, n_u = len(city.lower_cells), len(city.upper_cells)
+    s_ids, s_names = city.label("school", n_l + n_u)
+    for key, lab, first, n, crs in (("catchments_lower", city.catchment_lower, 0, n_l,
+                                     "EPSG:3879"),
+                                    ("catchments_upper", city.catchment_upper, n_l, n_u,
+                                     MODEL_CRS)):
+        sl = slice(first, first + n)
+        gdf = _polygons(boxes, lab, n, {"id": [f"C{i}" for i in s_ids[sl]],
+                                        "name": list(s_names[sl]),
+                                        "school_id": list(s_ids[sl]),
+                                        "language": [school_language] * n}, crs)
+        if paths[key].suffix == ".geojson":
+            _write_geojson(gdf, paths[key])
+        else:
+            gdf.to_file(paths[key], driver="GPKG")
+
+    def centre(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return west + (cells // city.height + 0.5) * m, north - (cells % city.height + 0.5) * m
+
+    x, y = centre(np.concatenate([city.lower_cells, city.upper_cells]))
+    emph = np.concatenate([city.lower_emphasis, city.upper_emphasis])
+    pd.DataFrame({"id": s_ids, "name": s_names,
+                  "level": ["lower"] * n_l + ["upper"] * n_u,
+                  "language": school_language, "capacity": "",
+                  "emphasis": np.where(emph, "yes", ""),
+                  "easting_etrs_tm35fin": x, "northing_etrs_tm35fin": y,
+                  }).to_csv(paths["schools"], index=False)
+
+    d_ids, d_names = city.label("daycare", len(city.daycare_cells))
+    pts = shapely.points(*centre(city.daycare_cells))
+    gdf = gpd.GeoDataFrame({"id": d_ids, "name": d_names,
+                            "provider": np.where(city.daycare_private, "private", "municipal")},
+                           geometry=pts, crs=MODEL_CRS).to_crs("EPSG:4326")
+    _write_geojson(gdf, paths["daycares"], rfc7946=True)
+    return paths
+
+
+def _write_geojson(gdf: gpd.GeoDataFrame, path: Path, rfc7946: bool = False) -> None:
+    """Write GeoJSON at full precision.
+
+    With a named ``crs`` member (as the City of Helsinki publishes), or as plain RFC 7946
+    WGS84 without one.
+    """
+    data = json.loads(gdf.to_json(drop_id=True))
+    if not rfc7946:
+        auth, code = gdf.crs.to_authority()
+        data["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:{auth}::{code}"}}
+    path.write_text(json.dumps(data), encoding="utf-8")
