@@ -23,9 +23,10 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from sim.city import City, generate_city  # noqa: E402
+from sim.city import City  # noqa: E402
 from sim.config import Config  # noqa: E402
 from sim.figures import SEA, border_segments  # noqa: E402
+from sim.geodata import build_city  # noqa: E402
 from sim.outputs import write_text  # noqa: E402
 
 # Metric -> (plain label, unit wording, which direction is the city's goal: -1 lower is better)
@@ -234,7 +235,7 @@ def write_report(results: list[dict], raw: pd.DataFrame, effects: pd.DataFrame,
         ``path``.
     """
     scenarios = opts["scenarios"]
-    city = generate_city(base.city)
+    city = build_city(base.city)
     sea = (~city.land).reshape(city.width, city.height).T
     hs = horizons(base.years, opts["horizons"])
     desc = {r["scenario"]: (r["description"], r["levers"]) for r in results}

@@ -54,7 +54,12 @@ def main(dcfg: DictConfig) -> None:
 
     logging.getLogger("MESA").setLevel(logging.WARNING)  # no per-step log lines
     t0 = time.perf_counter()
-    model = SegregationModel(cfg)
+    try:
+        model = SegregationModel(cfg)
+    except ValueError as exc:  # a bad input file of city=from_files
+        remove_if_empty(run_dir)
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     model.run(progress=cfg.output.progress)
     write_run(model, run_dir, figures=cfg.output.figures)
     m = model.recorder.current

@@ -109,7 +109,7 @@ class City:
         Args:
             kind: ``school`` (lower then upper), ``daycare``, ``district``,
                 ``catchment_lower``, ``catchment_upper`` (labelled by their schools) or
-                ``cell`` (Statistics Finland style id of the south-west corner, real cities).
+                ``cell`` (blank).
             n: Number wanted; units added later (levers) get the synthetic labels.
 
         Returns:
@@ -119,14 +119,8 @@ class City:
             first = 0 if kind == "catchment_lower" else len(self.lower_cells)
             ids, names = self.label("school", first + n)
             return ids[first:], names[first:]
-        if kind == "cell":
-            if not self.crs:
-                return np.full(n, "", dtype=object), np.full(n, "", dtype=object)
-            col, row = np.divmod(np.arange(n), self.height)
-            m = self.cell_km * 1000.0
-            x, y = self.map_xy(col, row)
-            ids = [f"{round(a - m / 2)}{round(b - m / 2)}" for a, b in zip(x, y, strict=True)]
-            return np.array(ids, dtype=object), np.array(ids, dtype=object)
+        if kind == "cell":  # model cells are resampled: located by ``map_xy``, not named
+            return np.full(n, "", dtype=object), np.full(n, "", dtype=object)
         prefix = {"school": "S", "daycare": "D"}.get(kind)
         default_ids = [f"{prefix}{i:03d}" if prefix else str(i) for i in range(n)]
         default_names = default_ids if prefix else [f"{kind} {i}" for i in range(n)]

@@ -25,14 +25,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
 from sim.config import as_dict
 
 if TYPE_CHECKING:
+    from sim.city import City
     from sim.model import SegregationModel
 
+# Table kind -> label kind of ``City.label`` (the rest are the same)
+LABEL_KIND = {"school_lower": "school", "school_upper": "school", "daycare_municipal": "daycare",
+              "daycare_private": "daycare"}
 PACKAGES = ("mesa", "numpy", "numba", "pandas", "pyarrow", "hydra-core", "matplotlib")
 
 
@@ -95,6 +100,32 @@ def is_complete(run_dir: Path) -> bool:
     return (Path(run_dir) / "summary.json").exists()
 
 
+def add_labels(df: pd.DataFrame, city: City, index_col: str) -> pd.DataFrame:
+    """Insert ``source_id`` and ``name`` columns after ``index_col``.
+
+    They are the units' and areas' ids and names in the input data (cities read from files)
+    or their synthetic labels (``City.label``).
+
+    Args:
+        df: A units or areas table with ``kind`` and ``index_col`` columns.
+        city: The model's city.
+        index_col: ``index`` (units) or ``area_id`` (areas).
+
+    Returns:
+        A copy of ``df`` with the two columns.
+    """
+    ids, names = np.empty(len(df), dtype=object), np.empty(len(df), dtype=object)
+    for kind, rows in df.groupby("kind", sort=False).indices.items():
+        idx = df[index_col].to_numpy()[rows]
+        kind_ids, kind_names = city.label(LABEL_KIND.get(kind, kind), int(idx.max()) + 1)
+        ids[rows], names[rows] = kind_ids[idx], kind_names[idx]
+    out = df.copy()
+    pos = out.columns.get_loc(index_col) + 1
+    out.insert(pos, "source_id", ids)
+    out.insert(pos + 1, "name", names)
+    return out
+
+
 def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> Path:
     """Write all outputs of a finished model run to ``run_dir``.
 
@@ -113,8 +144,10 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> P
     write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)), run_dir / "config.yaml")
     metrics = model.recorder.metrics_frame()
     write_parquet(metrics, run_dir / "metrics.parquet")
-    write_parquet(model.recorder.units_frame(), run_dir / "units.parquet")
-    write_parquet(model.recorder.areas_frame(), run_dir / "areas.parquet")
+    write_parquet(add_labels(model.recorder.units_frame(), model.city, "index"),
+                  run_dir / "units.parquet")
+    write_parquet(add_labels(model.recorder.areas_frame(), model.city, "area_id"),
+                  run_dir / "areas.parquet")
     if figures:
         from sim.figures import draw_all
 
@@ -130,6 +163,10 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> P
         "lever_results": [lever.results() for lever in model.levers],
         "final": {k: (None if pd.isna(v) else float(v)) for k, v in final.items()},
         "config": cfg,
+        # Where the grid lies: cell c is column c // height, row c % height (City.map_xy).
+        "geography": {"crs": model.city.crs, "origin": list(model.city.origin),
+                      "width": model.city.width, "height": model.city.height,
+                      "cell_size_m": model.city.cell_km * 1000.0},
     }
     write_text(json.dumps(summary, indent=2, sort_keys=True), run_dir / "summary.json")
     return run_dir
