@@ -107,7 +107,8 @@ def build_city(cfg: CityConfig) -> City:
     return generate_city(cfg)
 
 
-def _require_geo() -> None:
+def require_geo() -> None:
+    """Raise the one-line install hint if the geo extra is missing."""
     if gpd is None:
         raise ValueError(GEO_MISSING)
 
@@ -183,7 +184,7 @@ def read_layer(path: str | Path) -> gpd.GeoDataFrame:
     Raises:
         ValueError: Missing, empty or unreadable file; missing or unknown CRS.
     """
-    _require_geo()
+    require_geo()
     p = _check_file(path)
     suffix = p.suffix.lower()
     if suffix in (".geojson", ".json"):
@@ -345,7 +346,7 @@ def read_grid(path: str | Path, cell_size_m: float) -> _Grid:
     Raises:
         ValueError: Bad file, missing columns, negative or non-numeric counts.
     """
-    _require_geo()
+    require_geo()
     p = _check_file(path)
     if p.suffix.lower() == ".csv":
         df = _read_csv(p)
@@ -470,9 +471,12 @@ def read_units(path: str | Path, kind: str, language: str) -> _Units:
 
 
 # ---------------------------------------------------------------------------- the city
-def _apportion(total: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """Split integer totals (n,) over shares (n, k) by largest remainders (deterministic)."""
-    raw = total[:, None] * shares
+def _apportion(total: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Split integer totals (n,) by weights (n, k) by largest remainders (deterministic).
+
+    Multiplies before dividing, so integer weights that sum to the total come back exactly.
+    """
+    raw = total[:, None] * weights / weights.sum(1, keepdims=True)
     out = np.floor(raw).astype(np.int64)
     rest = (total - out.sum(1)).astype(np.int64)
     order = np.argsort(-(raw - out), axis=1, kind="stable")
@@ -488,6 +492,49 @@ def _ipf(lang_p: np.ndarray, ses_p: np.ndarray, base: np.ndarray, iters: int = 3
         joint *= (lang_p / np.maximum(joint.sum(2), 1e-12))[:, :, None]
         joint *= (ses_p / np.maximum(joint.sum(1), 1e-12))[:, None, :]
     return joint / joint.sum((1, 2), keepdims=True)
+
+
+def _families_and_dwellings(cfg: CityConfig, grid: _Grid, ren_row: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Counted families, family dwellings by tenure and imputed families, per grid row.
+
+    The model's dwellings are family dwellings: ``dwellings_per_family`` per family, split by
+    the row's tenure mix (the config's shares where the grid has none). Families of
+    suppressed rows are estimated from the row's dwellings (at the counted rows' families
+    per dwelling; with no counted rows, the dwellings are taken as family dwellings) or
+    population (at the counted rows' families per person).
+
+    Raises:
+        ValueError: A suppressed row with neither dwellings nor population.
+    """
+    fam = grid.families
+    suppressed = np.isnan(fam)
+    dpf = cfg.dwellings_per_family
+    shares = np.tile([cfg.social_share, 1 - cfg.social_share - cfg.owner_share,
+                      cfg.owner_share], (len(fam), 1))
+    ren_owner = min(cfg.owner_share, 0.5 * (1 - cfg.renewal_social_share))
+    shares[ren_row] = [cfg.renewal_social_share, 1 - cfg.renewal_social_share - ren_owner,
+                       ren_owner]
+    est = fam.copy()
+    dw_total = np.full(len(fam), np.nan)
+    if grid.tenure is not None:
+        dw_total = grid.tenure.sum(1)
+        has = dw_total > 0
+        shares[has] = grid.tenure[has]  # weights; _apportion normalises
+        both = ~suppressed & has
+        per_dwelling = fam[both].sum() / dw_total[both].sum() if both.any() else 1.0 / dpf
+        est[suppressed] = dw_total[suppressed] * per_dwelling
+    if grid.population is not None:
+        known = ~suppressed & (grid.population > 0)
+        per_person = fam[known].sum() / max(grid.population[known].sum(), 1.0)
+        est = np.where(np.isnan(est), grid.population * per_person, est)
+    lost = np.flatnonzero(np.isnan(est))
+    if len(lost):
+        raise _bad(cfg.grid, f"row {lost[0]}", "families are suppressed and there are no "
+                   "dwellings or population to impute them from")
+    dwell = _apportion(np.round(est * dpf).astype(np.int64), shares)
+    counted = np.where(suppressed, 0, fam).astype(np.int64)
+    return counted, dwell, int(round(est[suppressed].sum()))
 
 
 def _layout(cfg: CityConfig, grid: _Grid, districts: gpd.GeoDataFrame
@@ -519,7 +566,7 @@ def read_city(cfg: CityConfig) -> City:
     Raises:
         ValueError: One line naming the bad file and feature or row.
     """
-    _require_geo()
+    require_geo()
     m = cfg.cell_size_m
     districts = read_polygons(cfg.districts)
     check_overlaps(cfg.districts, districts, OVERLAP_CELL_SHARE * m * m)
@@ -592,38 +639,9 @@ def read_city(cfg: CityConfig) -> City:
         catch.append(lab)
         unit_idx.append(idx)
 
-    # Per-row families, dwellings and composition, summed into model cells.
-    fam = grid.families
-    suppressed = np.isnan(fam)
-    n_rows = len(rcell)
-    tenure_share = np.tile([cfg.social_share, 1 - cfg.social_share - cfg.owner_share,
-                            cfg.owner_share], (n_rows, 1))
+    # Per-row families and family dwellings, summed into model cells.
     ren_row = renewal[np.maximum(district[rcell], 0)]
-    ren_owner = min(cfg.owner_share, 0.5 * (1 - cfg.renewal_social_share))
-    tenure_share[ren_row] = [cfg.renewal_social_share,
-                             1 - cfg.renewal_social_share - ren_owner, ren_owner]
-    est = fam.copy()  # families, counted or (suppressed rows) estimated from population
-    if grid.population is not None:
-        known = ~suppressed & (grid.population > 0)
-        per_person = fam[known].sum() / max(grid.population[known].sum(), 1.0)
-        est[suppressed] = grid.population[suppressed] * per_person
-    given = (~np.isnan(grid.tenure).any(1) if grid.tenure is not None
-             else np.zeros(len(fam), dtype=bool))
-    lost = np.flatnonzero(np.isnan(est) & ~given)
-    if len(lost):
-        raise _bad(cfg.grid, f"row {lost[0]}", "families are suppressed and there are no "
-                   "dwellings or population to impute them from")
-    dwell = _apportion(np.round(np.nan_to_num(est) * cfg.dwellings_per_family).astype(
-        np.int64), tenure_share)
-    if grid.tenure is not None:  # rows with dwelling counts keep them
-        dwell[given] = grid.tenure[given].astype(np.int64)
-    counted = np.where(suppressed, 0, fam).astype(np.int64)
-    over = np.flatnonzero(counted > dwell.sum(1))
-    if len(over):
-        i = over[0]
-        raise _bad(cfg.grid, f"row {i}", f"{counted[i]} families but {dwell[i].sum()} "
-                                         "dwellings")
-    n_imputed = int(round(dwell[suppressed].sum() / cfg.dwellings_per_family))
+    counted, dwell, n_imputed = _families_and_dwellings(cfg, grid, ren_row)
     n_cells = w * h
     dwellings = np.zeros((n_cells, 3), dtype=np.int64)
     np.add.at(dwellings, rcell, dwell)
@@ -745,7 +763,7 @@ def write_city(city: City, out: str | Path, school_language: str = "fi") -> dict
     Returns:
         The config key -> file written (``city.<key>=<path>``).
     """
-    _require_geo()
+    require_geo()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     west, north = city.origin if city.crs else WRITE_ORIGIN
@@ -786,7 +804,7 @@ def write_city(city: City, out: str | Path, school_language: str = "fi") -> dict
                                         "school_id": list(s_ids[sl]),
                                         "language": [school_language] * n}, crs)
         if paths[key].suffix == ".geojson":
-            _write_geojson(gdf, paths[key])
+            write_geojson(gdf, paths[key])
         else:
             gdf.to_file(paths[key], driver="GPKG")
 
@@ -807,11 +825,11 @@ def write_city(city: City, out: str | Path, school_language: str = "fi") -> dict
     gdf = gpd.GeoDataFrame({"id": d_ids, "name": d_names,
                             "provider": np.where(city.daycare_private, "private", "municipal")},
                            geometry=pts, crs=MODEL_CRS).to_crs("EPSG:4326")
-    _write_geojson(gdf, paths["daycares"], rfc7946=True)
+    write_geojson(gdf, paths["daycares"], rfc7946=True)
     return paths
 
 
-def _write_geojson(gdf: gpd.GeoDataFrame, path: Path, rfc7946: bool = False) -> None:
+def write_geojson(gdf: gpd.GeoDataFrame, path: Path, rfc7946: bool = False) -> None:
     """Write GeoJSON at full precision.
 
     With a named ``crs`` member (as the City of Helsinki publishes), or as plain RFC 7946
