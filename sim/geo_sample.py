@@ -152,7 +152,7 @@ def write_sample(out: str | Path) -> dict[str, Path]:
             sites = [s for s in SCHOOLS if s[2] in levels and s[3] == lang
                      and s[0] not in NO_CATCHMENT]
             for s, g in zip(sites, _catchments(land, sites), strict=True):
-                rows.append({"id": f"{key[11]}{s[0]}", "name": s[1], "school_id": s[0],
+                rows.append({"id": f"{key[11].upper()}{s[0]}", "name": s[1], "school_id": s[0],
                              "language": lang, "geometry": g})
         gdf = layer({k: [r[k] for r in rows] for k in ("id", "name", "school_id", "language")},
                     [r["geometry"] for r in rows], crs)

@@ -119,6 +119,11 @@ def _bad(path: str | Path, where: str, what: str) -> ValueError:
     return ValueError(f"{path}: {where}: {what}" if where else f"{path}: {what}")
 
 
+def _row(path: str | Path, i: int) -> str:
+    """Where data row ``i`` is: its line in a CSV file (header on line 1), else its feature."""
+    return f"line {i + 2}" if str(path).lower().endswith(".csv") else f"feature {i}"
+
+
 def _check_file(path: str | Path) -> Path:
     p = Path(path)
     if not p.is_file():
@@ -212,11 +217,11 @@ def read_layer(path: str | Path) -> gpd.GeoDataFrame:
                 raise _bad(path, "", "missing CRS: columns x, y need a crs column")
             cols, crs = ("x", "y"), df["crs"].iloc[0]
             if (df["crs"] != crs).any():
-                raise _bad(path, f"row {int(np.argmax(df['crs'] != crs))}", "mixed CRS values")
+                raise _bad(path, _row(path, int(np.argmax(df['crs'] != crs))), "mixed CRS values")
         xy = np.column_stack([_numbers(path, df, c, allow_negative=True) for c in cols])
         bad = np.flatnonzero(np.isnan(xy).any(axis=1))
         if len(bad):
-            raise _bad(path, f"row {bad[0]}", "missing coordinates")
+            raise _bad(path, _row(path, bad[0]), "missing coordinates")
         return gpd.GeoDataFrame(df, geometry=shapely.points(xy), crs=_parse_crs(path, crs))
     raise _bad(path, "", "unsupported format (use .csv, .geojson or .gpkg)")
 
@@ -232,11 +237,11 @@ def _numbers(path: str | Path, df: pd.DataFrame, col: str, allow_negative: bool 
         vals = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(float)
         bad = np.flatnonzero(np.isnan(vals) & (text != "").to_numpy() & raw.notna().to_numpy())
         if len(bad):
-            raise _bad(path, f"row {bad[0]}", f"{col}={raw.iloc[bad[0]]!r} is not a number")
+            raise _bad(path, _row(path, bad[0]), f"{col}={raw.iloc[bad[0]]!r} is not a number")
     if not allow_negative:
         neg = np.flatnonzero(vals < 0)
         if len(neg):
-            raise _bad(path, f"row {neg[0]}", f"{col}={vals[neg[0]]:g} is negative")
+            raise _bad(path, _row(path, neg[0]), f"{col}={vals[neg[0]]:g} is negative")
     return vals
 
 
@@ -357,14 +362,14 @@ def read_grid(path: str | Path, cell_size_m: float) -> _Grid:
             ids = df["xyind"].str.strip()
             bad = np.flatnonzero(~ids.str.fullmatch(r"\d{13}").to_numpy())
             if len(bad):
-                raise _bad(path, f"row {bad[0]}", f"xyind={ids.iloc[bad[0]]!r} is not a "
+                raise _bad(path, _row(path, bad[0]), f"xyind={ids.iloc[bad[0]]!r} is not a "
                                                   "13-digit grid id")
             x0, y0 = ids.str[:6].astype(float).to_numpy(), ids.str[6:].astype(float).to_numpy()
         else:
             raise _bad(path, "", "no cell coordinates (euref_x, euref_y or xyind, EPSG:3067)")
         missing = np.flatnonzero(np.isnan(x0) | np.isnan(y0))
         if len(missing):
-            raise _bad(path, f"row {missing[0]}", "missing cell coordinates")
+            raise _bad(path, _row(path, missing[0]), "missing cell coordinates")
         steps = np.concatenate([np.diff(np.unique(x0)), np.diff(np.unique(y0))])
         size = float(steps[steps > 0].min()) if (steps > 0).any() else cell_size_m
         size = min(size, cell_size_m)
@@ -530,7 +535,7 @@ def _families_and_dwellings(cfg: CityConfig, grid: _Grid, ren_row: np.ndarray
         est = np.where(np.isnan(est), grid.population * per_person, est)
     lost = np.flatnonzero(np.isnan(est))
     if len(lost):
-        raise _bad(cfg.grid, f"row {lost[0]}", "families are suppressed and there are no "
+        raise _bad(cfg.grid, _row(cfg.grid, lost[0]), "families are suppressed and there are no "
                    "dwellings or population to impute them from")
     dwell = _apportion(np.round(est * dpf).astype(np.int64), shares)
     counted = np.where(suppressed, 0, fam).astype(np.int64)
@@ -589,7 +594,8 @@ def read_city(cfg: CityConfig) -> City:
     outside = np.flatnonzero(has_people & (row_district < 0))
     if len(outside):
         i = outside[0]
-        raise _bad(cfg.grid, f"row {i} (cell centre {grid.x[i]:.0f}, {grid.y[i]:.0f})",
+        raise _bad(cfg.grid, f"{_row(cfg.grid, i)} (cell centre {grid.x[i]:.0f}, "
+                   f"{grid.y[i]:.0f})",
                    f"lies outside every district of {cfg.districts}")
     # A coarser model cell whose centre misses the districts takes its rows' district.
     fill = (district[rcell] < 0) & (row_district >= 0)
@@ -650,9 +656,9 @@ def read_city(cfg: CityConfig) -> City:
         if len(orphan):
             c = orphan[0]
             i = int(np.flatnonzero(rcell == c)[0])
-            raise _bad(cfg.grid, f"row {i} (cell centre {grid.x[i]:.0f}, {grid.y[i]:.0f})",
-                       f"has families or dwellings but lies in no catchment of "
-                       f"{getattr(cfg, key)}")
+            raise _bad(getattr(cfg, key), "", f"no catchment covers {cfg.grid} "
+                       f"{_row(cfg.grid, i)} (cell centre {grid.x[i]:.0f}, {grid.y[i]:.0f}), "
+                       "which has families or dwellings")
         # Uninhabited gaps between catchments (parks, fields) join the nearest one.
         gap, done = land & (lab < 0), np.flatnonzero(lab >= 0)
         if gap.any():
