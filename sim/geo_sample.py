@@ -32,6 +32,11 @@ except ImportError:  # the geo extra is optional; require_geo names it
 
 log = logging.getLogger(__name__)
 
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
+SAMPLE_FILES = {  # city config key -> file name in the sample folder
+    "grid": "grid.csv", "catchments_lower": "catchments_lower.geojson",
+    "catchments_upper": "catchments_upper.geojson", "districts": "districts.geojson",
+    "renewal": "renewal.geojson", "schools": "schools.csv", "daycares": "daycares.geojson"}
 WEST, SOUTH = 390000.0, 6678000.0  # EPSG:3067, aligned to the 250 m grid
 WIDTH, HEIGHT, CELL = 4000.0, 3000.0, 250.0
 SEED = 10
@@ -131,11 +136,7 @@ def write_sample(out: str | Path) -> dict[str, Path]:
     districts = [shapely.intersection(q, land) for q in quads]
     renewal = shapely.Polygon([(WEST + 150, SOUTH + 1650), (WEST + 1650, SOUTH + 1550),
                                (WEST + 1700, SOUTH + 2900), (WEST + 200, SOUTH + 2950)])
-    paths = {k: out / v for k, v in (
-        ("grid", "grid.csv"), ("catchments_lower", "catchments_lower.geojson"),
-        ("catchments_upper", "catchments_upper.geojson"), ("districts", "districts.geojson"),
-        ("renewal", "renewal.geojson"), ("schools", "schools.csv"),
-        ("daycares", "daycares.geojson"))}
+    paths = {k: out / v for k, v in SAMPLE_FILES.items()}
     _grid(land, renewal).to_csv(paths["grid"], index=False)
 
     def layer(props: dict, geoms: list, crs: str = "EPSG:3067") -> gpd.GeoDataFrame:

@@ -15,6 +15,9 @@ import pytest
 from conftest import TINY
 from sim.city import generate_city
 from sim.config import load_config
+from sim.geo_sample import SAMPLE_DIR as SAMPLE
+from sim.geo_sample import SAMPLE_FILES as FILES
+from sim.geo_sample import write_sample
 from sim.geodata import build_city, read_polygons, write_city
 from sim.model import SegregationModel
 from sim.outputs import write_run
@@ -23,11 +26,6 @@ gpd = pytest.importorskip("geopandas")
 shapely = pytest.importorskip("shapely")
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "sample"
-FILES = {"grid": "grid.csv", "catchments_lower": "catchments_lower.geojson",
-         "catchments_upper": "catchments_upper.geojson", "districts": "districts.geojson",
-         "renewal": "renewal.geojson", "schools": "schools.csv",
-         "daycares": "daycares.geojson"}
 TABLES = ("metrics.parquet", "units.parquet", "areas.parquet")
 
 
@@ -52,8 +50,6 @@ def sample_copy(tmp_path: Path) -> Path:
 
 
 def test_sample_files_are_what_the_script_writes(tmp_path: Path) -> None:
-    from sim.geo_sample import write_sample
-
     write_sample(tmp_path)
     for name in FILES.values():
         assert (tmp_path / name).read_bytes() == (SAMPLE / name).read_bytes(), name
