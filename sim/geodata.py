@@ -5,11 +5,11 @@ city read from files (``city=from_files``, README "Real geography"). The inputs 
 formats the data is published in:
 
 * **grid**: Statistics Finland style 250 m population grid, CSV (cell south-west corners
-  ``euref_x, euref_y`` or a 13-digit ``xyind``, EPSG:3067) or GeoPackage (cell squares or
-  points, any CRS). Counts per cell (``GRID_COLUMNS``): families with children, or children
-  by age band; optional income or education classes, language groups, dwellings by tenure,
-  total population, and the model's own ``price`` and ``amenity`` levels. A blank count is a
-  suppressed (protected) cell.
+  ``euref_x, euref_y`` or ``xkoord, ykoord``, or a 13-digit ``xyind``; EPSG:3067) or
+  GeoPackage (cell squares or points, any CRS). Counts per cell (``GRID_COLUMNS``):
+  families with children, or children by age band; optional income or education classes,
+  language groups, dwellings by tenure, total population, and the model's own ``price`` and
+  ``amenity`` levels. A blank count is a suppressed (protected) cell.
 * **catchments** (lower and upper grades), **districts**, **renewal** areas: polygons in
   GeoJSON or GeoPackage with ``id`` and ``name`` (catchments also ``school_id`` and,
   where both networks share a file, ``language``), in EPSG:3879 (ETRS-GK25), EPSG:3067 or
@@ -72,7 +72,8 @@ GRID_COLUMNS: dict[str, tuple] = {
     "families": ("families", "te_laps"),  # families (households) with children
     "population": ("population", "vaesto", "he_vakiy"),  # total population
     "age_bands": (("he_0_2", "he_3_6", "he_7_12", "he_13_15"),
-                  ("children_0_6", "children_7_12", "children_13_15")),
+                  ("children_0_6", "children_7_12", "children_13_15"),
+                  ("ika_0_14",)),  # the open 1 km population grid
     # status classes low, middle, high: income classes, education (basic; secondary;
     # tertiary), or the model's own
     "ses": ((("tr_pi_tul",), ("tr_ke_tul",), ("tr_hy_tul",)),
@@ -256,8 +257,12 @@ def _prop(gdf: gpd.GeoDataFrame, names: tuple[str, ...], default: str | None = N
 
 
 def _with_ids(gdf: gpd.GeoDataFrame, path: str | Path, required: bool) -> gpd.GeoDataFrame:
-    """``id`` and ``name`` columns as strings (ids default to the feature number, names to ids)."""
-    ids = _prop(gdf, ("id", "tunnus"))
+    """``id`` and ``name`` columns as strings (ids default to the feature number, names to ids).
+
+    Helsinki's layers carry a database ``id`` beside the real identifier ``tunnus``: the
+    latter wins.
+    """
+    ids = _prop(gdf, ("tunnus", "id"))
     if ids is None and required:
         raise _bad(path, "", "no id column")
     if ids is None:
@@ -355,9 +360,11 @@ def read_grid(path: str | Path, cell_size_m: float) -> _Grid:
     p = _check_file(path)
     if p.suffix.lower() == ".csv":
         df = _read_csv(p)
-        if {"euref_x", "euref_y"} <= set(df.columns):
-            x0 = _numbers(path, df, "euref_x", allow_negative=True)
-            y0 = _numbers(path, df, "euref_y", allow_negative=True)
+        corner = next((c for c in (("euref_x", "euref_y"), ("xkoord", "ykoord"))
+                       if set(c) <= set(df.columns)), None)
+        if corner is not None:
+            x0 = _numbers(path, df, corner[0], allow_negative=True)
+            y0 = _numbers(path, df, corner[1], allow_negative=True)
         elif "xyind" in df.columns:
             ids = df["xyind"].str.strip()
             bad = np.flatnonzero(~ids.str.fullmatch(r"\d{13}").to_numpy())
@@ -366,7 +373,8 @@ def read_grid(path: str | Path, cell_size_m: float) -> _Grid:
                                                   "13-digit grid id")
             x0, y0 = ids.str[:6].astype(float).to_numpy(), ids.str[6:].astype(float).to_numpy()
         else:
-            raise _bad(path, "", "no cell coordinates (euref_x, euref_y or xyind, EPSG:3067)")
+            raise _bad(path, "", "no cell coordinates (euref_x, euref_y; xkoord, ykoord; or "
+                                 "xyind, EPSG:3067)")
         missing = np.flatnonzero(np.isnan(x0) | np.isnan(y0))
         if len(missing):
             raise _bad(path, _row(path, missing[0]), "missing cell coordinates")
@@ -390,7 +398,7 @@ def read_grid(path: str | Path, cell_size_m: float) -> _Grid:
         bands = next((b for b in GRID_COLUMNS["age_bands"] if all(c in df for c in b)), None)
         if bands is None:
             raise _bad(path, "", "no family count (families, te_laps) or children by age "
-                                 "band (he_0_2, he_3_6, he_7_12, he_13_15)")
+                                 "band (he_0_2, he_3_6, he_7_12, he_13_15; ika_0_14)")
         families = np.round(sum(_numbers(path, df, c) for c in bands) / CHILDREN_PER_FAMILY)
     pop_col = next((c for c in GRID_COLUMNS["population"] if c in df.columns), None)
 
