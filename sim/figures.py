@@ -138,6 +138,7 @@ def draw_map(model: SegregationModel, ax: plt.Axes, labels: np.ndarray, title: s
         ax.set_xlabel(f"easting (m, {c.crs})", fontsize=8)
         ax.set_ylabel(f"northing (m, {c.crs})", fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.ticklabel_format(style="plain", useOffset=False)
     else:
         ax.set_xticks([])
         ax.set_yticks([])
