@@ -244,7 +244,8 @@ def write_report(results: list[dict], raw: pd.DataFrame, effects: pd.DataFrame,
         + (f"<details><summary><small>technical settings</small></summary><small>"
            f"{html.escape('; '.join(desc[s][1]))}</small></details>" if desc[s][1] else "")
         + "</li>" for s in scenarios)
-    share = base.city.n_families / 60_000
+    n_families = city.initial_families(base.city)
+    share = n_families / 60_000
     scaling = ("" if base.city.preset == "helsinki" else
                f"<p>Budgets and building volumes in the scenario files are for the whole of "
                f"Helsinki (about 60,000 families with children). This smaller city has "
@@ -256,7 +257,7 @@ def write_report(results: list[dict], raw: pd.DataFrame, effects: pd.DataFrame,
     body = f"""
 <h1>School segregation under {len(scenarios) - 1} policy scenario(s)</h1>
 <p>This report compares what the simulation expects to happen in a Helsinki-like city
-({html.escape(base.city.preset)} preset, {base.city.n_families:,} families with children)
+({html.escape(base.city.preset)} preset, {n_families:,} families with children)
 over {base.years} years under each scenario, against the <b>baseline</b> where today's rules
 continue. Every scenario was simulated {opts['replicates']} times with the same sequence of
 random events (the same families arriving, the same chance events), so differences come from

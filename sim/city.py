@@ -92,6 +92,14 @@ class City:
         """Initial families placed by the residential choice rule (not counted by a grid)."""
         return cfg.n_families if self.n_imputed is None else self.n_imputed
 
+    def initial_families(self, cfg: CityConfig) -> int:
+        """Initial families in all: counted by a grid plus placed by the choice rule.
+
+        ``cfg.n_families`` for the synthetic city; levers scale Helsinki-size budgets by it.
+        """
+        counted = 0 if self.counted_families is None else len(self.counted_families)
+        return counted + self.n_by_choice(cfg)
+
     def map_xy(self, col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map coordinates of grid positions (cell centres at integers).
 
