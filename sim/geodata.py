@@ -234,9 +234,9 @@ def _numbers(path: str | Path, df: pd.DataFrame, col: str, allow_negative: bool 
     if raw.dtype.kind in "if":
         vals = raw.to_numpy(dtype=float)
     else:
-        text = raw.astype(str).str.strip()
+        text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
         vals = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(float)
-        bad = np.flatnonzero(np.isnan(vals) & (text != "").to_numpy() & raw.notna().to_numpy())
+        bad = np.flatnonzero(np.isnan(vals) & (text != "").to_numpy())
         if len(bad):
             raise _bad(path, _row(path, bad[0]), f"{col}={raw.iloc[bad[0]]!r} is not a number")
     if not allow_negative:
@@ -254,6 +254,15 @@ def _prop(gdf: gpd.GeoDataFrame, names: tuple[str, ...], default: str | None = N
             s = gdf[n].astype(object).where(gdf[n].notna(), "").astype(str).str.strip()
             return s if default is None else s.where(s != "", default)
     return None
+
+
+LANGUAGES = {"fi": "fi", "suomi": "fi", "finnish": "fi", "sv": "sv", "ruotsi": "sv",
+             "swedish": "sv", "svenska": "sv"}
+
+
+def _language(values: pd.Series) -> np.ndarray:
+    """Language codes ``fi``/``sv`` of a language column (codes or names, any case)."""
+    return values.str.lower().map(LANGUAGES).fillna("").to_numpy()
 
 
 def _with_ids(gdf: gpd.GeoDataFrame, path: str | Path, required: bool) -> gpd.GeoDataFrame:
@@ -298,7 +307,7 @@ def read_polygons(path: str | Path, language: str | None = None) -> gpd.GeoDataF
     gdf = _with_ids(gdf, path, required=False)
     lang = _prop(gdf, ("language", "kieli"))
     if language is not None and lang is not None:
-        gdf = gdf[lang.str.lower().str[:2].to_numpy() == language].reset_index(drop=True)
+        gdf = gdf[_language(lang) == language].reset_index(drop=True)
         if gdf.empty:
             raise _bad(path, "", f"no features with language={language!r}")
     return gdf.to_crs(MODEL_CRS)
@@ -450,7 +459,7 @@ def read_units(path: str | Path, kind: str, language: str) -> _Units:
     if kind == "schools":
         lang = _prop(gdf, ("language", "kieli"))
         if lang is not None:
-            rows = rows[lang.str.lower().str[:2].to_numpy() == language]
+            rows = rows[_language(lang) == language]
         level = _prop(gdf, ("level", "aste"))
         if level is None:
             raise _bad(path, "", "no level column (lower, upper, both)")
@@ -567,6 +576,173 @@ def _layout(cfg: CityConfig, grid: _Grid, districts: gpd.GeoDataFrame
     return west, north, math.ceil((maxx - west) / m), math.ceil((north - miny) / m)
 
 
+@dataclass
+class _Raster:
+    """The model grid in EPSG:3067 and where the grid rows fall in it."""
+
+    west: float  # west edge (m)
+    north: float  # north edge (m)
+    width: int
+    height: int
+    m: float  # cell size (m)
+    cx: np.ndarray  # cell centres (n_cells,)
+    cy: np.ndarray
+    rcell: np.ndarray  # model cell of each grid row
+
+    @classmethod
+    def of(cls, cfg: CityConfig, grid: _Grid, districts: gpd.GeoDataFrame) -> _Raster:
+        west, north, w, h = _layout(cfg, grid, districts)
+        m = cfg.cell_size_m
+        col, row = np.divmod(np.arange(w * h), h)
+        rcell = (((grid.x - west) // m).astype(np.int64) * h
+                 + ((north - grid.y) // m).astype(np.int64))
+        return cls(west, north, w, h, m, west + (col + 0.5) * m, north - (row + 0.5) * m,
+                   rcell)
+
+    @property
+    def n_cells(self) -> int:
+        return self.width * self.height
+
+    def where(self, path: str, grid: _Grid, i: int) -> str:
+        """Grid row ``i`` in an error message: its line or feature and its cell centre."""
+        return f"{_row(path, i)} (cell centre {grid.x[i]:.0f}, {grid.y[i]:.0f})"
+
+    def per_cell(self, a: np.ndarray) -> np.ndarray:
+        """Row values (n_rows, k) summed into model cells (n_cells, k); NaN counts as 0."""
+        out = np.zeros((self.n_cells, a.shape[1]))
+        np.add.at(out, self.rcell, np.nan_to_num(a))
+        return out
+
+
+def _rasterise_districts(cfg: CityConfig, grid: _Grid, r: _Raster,
+                         districts: gpd.GeoDataFrame) -> np.ndarray:
+    """District of each model cell (-1 off land); every populated grid row must have one."""
+    district = rasterise(districts, r.cx, r.cy)
+    row_district = rasterise(districts, grid.x, grid.y)
+    populated = np.isnan(grid.families) | (np.nan_to_num(grid.families) > 0)
+    for a in (grid.population, grid.tenure):
+        if a is not None:
+            populated |= np.nan_to_num(a.reshape(len(r.rcell), -1)).sum(1) > 0
+    outside = np.flatnonzero(populated & (row_district < 0))
+    if len(outside):
+        raise _bad(cfg.grid, r.where(cfg.grid, grid, outside[0]),
+                   f"lies outside every district of {cfg.districts}")
+    # A coarser model cell whose centre misses the districts takes its rows' district.
+    fill = (district[r.rcell] < 0) & (row_district >= 0)
+    district[r.rcell[fill]] = row_district[fill]
+    return district
+
+
+def _rasterise_renewal(cfg: CityConfig, r: _Raster, district: np.ndarray, n_districts: int
+                       ) -> tuple[np.ndarray, np.ndarray | None, gpd.GeoDataFrame | None]:
+    """Renewal districts (most of their cells in a renewal polygon) and polygon per cell."""
+    if not cfg.renewal:
+        return np.zeros(n_districts, dtype=bool), None, None
+    ren = read_polygons(cfg.renewal)
+    land = district >= 0
+    area = np.where(land, rasterise(ren, r.cx, r.cy), -1)
+    inside = np.bincount(district[land], weights=area[land] >= 0, minlength=n_districts)
+    cells = np.maximum(np.bincount(district[land], minlength=n_districts), 1)
+    return inside / cells >= 0.5, area, ren
+
+
+def _rasterise_catchments(cfg: CityConfig, level: int, schools: _Units, r: _Raster,
+                          land: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A level's catchment label per cell (k-th school of the level) and its schools.
+
+    Raises:
+        ValueError: Overlapping catchments, or a ``school_id`` not among the schools.
+    """
+    key, name = (("catchments_lower", "lower"), ("catchments_upper", "upper"))[level]
+    path = getattr(cfg, key)
+    idx = np.array([i for i, lv in enumerate(schools.levels) if level in lv], dtype=np.int64)
+    if not len(idx):
+        raise _bad(cfg.schools, "", f"no {name}-grade schools")
+    poly = read_polygons(path, cfg.school_language)
+    check_overlaps(path, poly, OVERLAP_CELL_SHARE * r.m * r.m)
+    sid = _prop(poly, ("school_id", "koulu_id"))
+    if sid is None:
+        raise _bad(path, "", "no school_id property")
+    k_of = {schools.ids[i]: k for k, i in enumerate(idx)}
+    for i, s in enumerate(sid):
+        if s not in k_of:
+            raise _bad(path, _feature(poly, i),
+                       f"school_id={s!r} is not a {name}-grade school in {cfg.schools}")
+    lab = rasterise(poly, r.cx, r.cy)
+    return np.where((lab >= 0) & land, sid.map(k_of).to_numpy()[np.maximum(lab, 0)], -1), idx
+
+
+def _close_gaps(path: str, cfg: CityConfig, grid: _Grid, r: _Raster, lab: np.ndarray,
+                land: np.ndarray, dwellings: np.ndarray) -> None:
+    """Give uninhabited land cells outside every catchment (parks, fields) the nearest one.
+
+    Raises:
+        ValueError: A land cell with dwellings (families) outside every catchment.
+    """
+    orphan = np.flatnonzero(land & (lab < 0) & (dwellings.sum(1) > 0))
+    if len(orphan):
+        i = int(np.flatnonzero(r.rcell == orphan[0])[0])
+        raise _bad(path, "", f"no catchment covers {cfg.grid} {r.where(cfg.grid, grid, i)}, "
+                             "which has families or dwellings")
+    gap, done = land & (lab < 0), np.flatnonzero(lab >= 0)
+    if gap.any():
+        near = cKDTree(np.column_stack([r.cx[done], r.cy[done]])).query(
+            np.column_stack([r.cx[gap], r.cy[gap]]))[1]
+        lab[gap] = lab[done[near]]
+
+
+def _shares(r: _Raster, a: np.ndarray | None, default: np.ndarray) -> np.ndarray:
+    """Class shares per model cell from grid counts, ``default`` where there are none."""
+    out = np.tile(default, (r.n_cells, 1))
+    if a is not None:
+        s = r.per_cell(a)
+        tot = s.sum(1)
+        out[tot > 0] = s[tot > 0] / tot[tot > 0, None]
+    return out
+
+
+def _config_mix(cfg: CityConfig) -> np.ndarray:
+    """The config's joint language x status shares (2, 3) of families."""
+    return np.array([cfg.ses_shares_native, cfg.ses_shares_foreign]) * np.array(
+        [[1 - cfg.foreign_share], [cfg.foreign_share]])
+
+
+def _synthesise(cfg: CityConfig, r: _Raster, counted: np.ndarray, lang_p: np.ndarray,
+                ses_p: np.ndarray, dwellings: np.ndarray) -> np.ndarray:
+    """The counted families: int (n, 4) of cell, tenure, ses, lang, ordered by cell.
+
+    Each cell's families are drawn (stream ``city_families`` of ``city.seed``) from the
+    joint language x status mix that matches the cell's margins and is closest to the
+    config's shares. Within a cell, higher status holds the owner-occupied dwellings first,
+    then private rental.
+    """
+    cell_fam = np.bincount(r.rcell, weights=counted, minlength=r.n_cells).astype(np.int64)
+    base = _config_mix(cfg)
+    occupied = np.flatnonzero(cell_fam > 0)
+    joint = _ipf(lang_p[occupied], ses_p[occupied], base).reshape(-1, 6)
+    draws = Streams(cfg.seed).get("city_families").multinomial(cell_fam[occupied], joint)
+    cell = np.repeat(np.repeat(occupied, 6), draws.ravel())
+    cls = np.tile(np.arange(6), len(occupied)).repeat(draws.ravel())
+    lang, ses = cls // 3, cls % 3
+    order = np.lexsort((-ses, cell))
+    cell, ses, lang = cell[order], ses[order], lang[order]
+    rank = np.arange(len(cell)) - np.searchsorted(cell, cell)
+    stock = dwellings[cell][:, ::-1].cumsum(1)  # owner, owner + private, all
+    tenure = np.array([OWNER, PRIVATE, SOCIAL])[(rank[:, None] >= stock).sum(1)]
+    return np.column_stack([cell, tenure, ses, lang])
+
+
+def _level(r: _Raster, a: np.ndarray | None, derived: np.ndarray, land: np.ndarray
+           ) -> np.ndarray:
+    """Mean per model cell of a grid level column (price, amenity), ``derived`` elsewhere."""
+    if a is None:
+        return derived * land
+    ok = ~np.isnan(a)
+    n = np.bincount(r.rcell[ok], minlength=r.n_cells)
+    s = np.bincount(r.rcell[ok], weights=a[ok], minlength=r.n_cells)
+    return np.where(n > 0, s / np.maximum(n, 1), derived) * land
+
+
 def read_city(cfg: CityConfig) -> City:
     """Build the model city from the files named in ``cfg`` (``preset=from_files``).
 
@@ -580,170 +756,66 @@ def read_city(cfg: CityConfig) -> City:
         ValueError: One line naming the bad file and feature or row.
     """
     require_geo()
-    m = cfg.cell_size_m
     districts = read_polygons(cfg.districts)
-    check_overlaps(cfg.districts, districts, OVERLAP_CELL_SHARE * m * m)
-    grid = read_grid(cfg.grid, m)
-    west, north, w, h = _layout(cfg, grid, districts)
-    col, row = np.divmod(np.arange(w * h), h)
-    cx, cy = west + (col + 0.5) * m, north - (row + 0.5) * m
-    district = rasterise(districts, cx, cy)
-
-    # Grid rows -> model cells; a populated row must lie in a district.
-    rcell = ((grid.x - west) // m).astype(np.int64) * h + ((north - grid.y) // m).astype(
-        np.int64)
-    row_district = rasterise(districts, grid.x, grid.y)
-    counts = [grid.families, grid.population, grid.tenure]
-    has_people = np.zeros(len(rcell), dtype=bool)
-    for a in counts:
-        if a is not None:
-            has_people |= np.nan_to_num(a.reshape(len(rcell), -1)).sum(1) > 0
-    has_people |= np.isnan(grid.families)
-    outside = np.flatnonzero(has_people & (row_district < 0))
-    if len(outside):
-        i = outside[0]
-        raise _bad(cfg.grid, f"{_row(cfg.grid, i)} (cell centre {grid.x[i]:.0f}, "
-                   f"{grid.y[i]:.0f})",
-                   f"lies outside every district of {cfg.districts}")
-    # A coarser model cell whose centre misses the districts takes its rows' district.
-    fill = (district[rcell] < 0) & (row_district >= 0)
-    district[rcell[fill]] = row_district[fill]
+    check_overlaps(cfg.districts, districts, OVERLAP_CELL_SHARE * cfg.cell_size_m ** 2)
+    grid = read_grid(cfg.grid, cfg.cell_size_m)
+    r = _Raster.of(cfg, grid, districts)
+    district = _rasterise_districts(cfg, grid, r, districts)
     land = district >= 0
+    renewal, renewal_area, ren = _rasterise_renewal(cfg, r, district, len(districts))
 
-    renewal_area = None
-    renewal = np.zeros(len(districts), dtype=bool)
-    labels: dict[str, tuple[list[str], list[str]]] = {
-        "district": (list(districts["id"]), list(districts["name"]))}
-    if cfg.renewal:
-        ren = read_polygons(cfg.renewal)
-        renewal_area = np.where(land, rasterise(ren, cx, cy), -1)
-        share = (np.bincount(district[land], weights=renewal_area[land] >= 0,
-                             minlength=len(districts))
-                 / np.maximum(np.bincount(district[land], minlength=len(districts)), 1))
-        renewal = share >= 0.5  # a district is a renewal district if most of it is
-        labels["renewal_area"] = (list(ren["id"]), list(ren["name"]))
-
-    # Schools (lower then upper) and their catchments.
     schools = read_units(cfg.schools, "schools", cfg.school_language)
-    land_ids = np.flatnonzero(land)
-    tree = cKDTree(np.column_stack([cx[land_ids], cy[land_ids]]))
+    daycares = read_units(cfg.daycares, "daycares", cfg.school_language)
+    (lab_l, lower), (lab_u, upper) = (_rasterise_catchments(cfg, lev, schools, r, land)
+                                      for lev in (0, 1))
 
-    def snap(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return land_ids[tree.query(np.column_stack([x, y]))[1]]
+    counted, dwell, n_imputed = _families_and_dwellings(
+        cfg, grid, renewal[np.maximum(district[r.rcell], 0)])
+    dwellings = r.per_cell(dwell).astype(np.int64)
+    for path, lab in ((cfg.catchments_lower, lab_l), (cfg.catchments_upper, lab_u)):
+        _close_gaps(path, cfg, grid, r, lab, land, dwellings)
 
-    school_cell = snap(schools.x, schools.y)
-    catch, unit_idx = [], []
-    for lev, key in ((0, "catchments_lower"), (1, "catchments_upper")):
-        path = getattr(cfg, key)
-        idx = np.array([i for i, lv in enumerate(schools.levels) if lev in lv], dtype=np.int64)
-        if not len(idx):
-            raise _bad(cfg.schools, "", f"no {('lower', 'upper')[lev]}-grade schools")
-        poly = read_polygons(path, cfg.school_language)
-        check_overlaps(path, poly, OVERLAP_CELL_SHARE * m * m)
-        sid = _prop(poly, ("school_id", "koulu_id"))
-        if sid is None:
-            raise _bad(path, "", "no school_id property")
-        k_of = {schools.ids[i]: k for k, i in enumerate(idx)}
-        for i, s in enumerate(sid):
-            if s not in k_of:
-                raise _bad(path, _feature(poly, i), f"school_id={s!r} is not a "
-                           f"{('lower', 'upper')[lev]}-grade school in {cfg.schools}")
-        lab = rasterise(poly, cx, cy)
-        lab = np.where((lab >= 0) & land, sid.map(k_of).to_numpy()[np.maximum(lab, 0)], -1)
-        catch.append(lab)
-        unit_idx.append(idx)
+    base = _config_mix(cfg)
+    lang_p, ses_p = _shares(r, grid.lang, base.sum(1)), _shares(r, grid.ses, base.sum(0))
+    families = _synthesise(cfg, r, counted, lang_p, ses_p, dwellings)
 
-    # Per-row families and family dwellings, summed into model cells.
-    ren_row = renewal[np.maximum(district[rcell], 0)]
-    counted, dwell, n_imputed = _families_and_dwellings(cfg, grid, ren_row)
-    n_cells = w * h
-    dwellings = np.zeros((n_cells, 3), dtype=np.int64)
-    np.add.at(dwellings, rcell, dwell)
-    for lab, key in zip(catch, ("catchments_lower", "catchments_upper"), strict=True):
-        orphan = np.flatnonzero(land & (lab < 0) & (dwellings.sum(1) > 0))
-        if len(orphan):
-            c = orphan[0]
-            i = int(np.flatnonzero(rcell == c)[0])
-            raise _bad(getattr(cfg, key), "", f"no catchment covers {cfg.grid} "
-                       f"{_row(cfg.grid, i)} (cell centre {grid.x[i]:.0f}, {grid.y[i]:.0f}), "
-                       "which has families or dwellings")
-        # Uninhabited gaps between catchments (parks, fields) join the nearest one.
-        gap, done = land & (lab < 0), np.flatnonzero(lab >= 0)
-        if gap.any():
-            near = cKDTree(np.column_stack([cx[done], cy[done]])).query(
-                np.column_stack([cx[gap], cy[gap]]))[1]
-            lab[gap] = lab[done[near]]
-
-    # Status and language: the cell's mix (the config's shares where the grid has none).
-    cell_fam = np.bincount(rcell, weights=counted, minlength=n_cells).astype(np.int64)
-    base = np.array([cfg.ses_shares_native, cfg.ses_shares_foreign]) * np.array(
-        [[1 - cfg.foreign_share], [cfg.foreign_share]])
-
-    def cell_shares(a: np.ndarray | None, default: np.ndarray) -> np.ndarray:
-        out = np.tile(default, (n_cells, 1))
-        if a is not None:
-            s = np.zeros((n_cells, a.shape[1]))
-            np.add.at(s, rcell, np.nan_to_num(a))
-            tot = s.sum(1)
-            out[tot > 0] = s[tot > 0] / tot[tot > 0, None]
-        return out
-
-    lang_p = cell_shares(grid.lang, base.sum(1))
-    ses_p = cell_shares(grid.ses, base.sum(0))
-    occupied = np.flatnonzero(cell_fam > 0)
-    joint = _ipf(lang_p[occupied], ses_p[occupied], base).reshape(-1, 6)
-    rng = Streams(cfg.seed).get("city_families")
-    draws = rng.multinomial(cell_fam[occupied], joint)  # (cells, lang x ses)
-    fam_cell = np.repeat(np.repeat(occupied, 6), draws.ravel())
-    cls = np.tile(np.arange(6), len(occupied)).repeat(draws.ravel())
-    fam_lang, fam_ses = cls // 3, cls % 3
-    # Tenure: within a cell, higher status takes owner-occupied first, then private rental.
-    order = np.lexsort((-fam_ses, fam_cell))
-    fam_cell, fam_ses, fam_lang = fam_cell[order], fam_ses[order], fam_lang[order]
-    rank = np.arange(len(fam_cell)) - np.searchsorted(fam_cell, fam_cell)
-    stock = dwellings[fam_cell][:, ::-1].cumsum(1)  # owner, owner+private, all
-    fam_tenure = np.array([OWNER, PRIVATE, SOCIAL])[(rank[:, None] >= stock).sum(1)]
-    counted_families = np.column_stack([fam_cell, fam_tenure, fam_ses, fam_lang])
-
-    def cell_level(a: np.ndarray | None, derived: np.ndarray) -> np.ndarray:
-        """Mean per model cell of a grid level column, ``derived`` where the grid has none."""
-        if a is None:
-            return derived * land
-        ok = ~np.isnan(a)
-        n = np.bincount(rcell[ok], minlength=n_cells)
-        s = np.bincount(rcell[ok], weights=a[ok], minlength=n_cells)
-        return np.where(n > 0, s / np.maximum(n, 1), derived) * land
-
-    # Assumption: price follows the status mix (cell and district averaged), amenity is
-    # middling and lower in renewal districts, as in the synthetic city.
+    # Assumption: without price and amenity columns, price follows the status mix (cell
+    # and district averaged) and amenity is middling, lower in renewal districts (as in the
+    # synthetic city).
     mean_ses = ses_p @ np.arange(3.0)
     d = np.maximum(district, 0)
     dist_ses = (np.bincount(d[land], weights=mean_ses[land], minlength=len(districts))
                 / np.maximum(np.bincount(d[land], minlength=len(districts)), 1))
-    ren_cell = land & renewal[d]
-    price = cell_level(grid.price, 0.3 + 0.25 * (mean_ses + dist_ses[d]))
-    amenity = cell_level(grid.amenity, 0.5 - 0.15 * ren_cell)
+    price = _level(r, grid.price, 0.3 + 0.25 * (mean_ses + dist_ses[d]), land)
+    amenity = _level(r, grid.amenity, 0.5 - 0.15 * (land & renewal[d]), land)
 
-    km = m / 1000.0
-    lower, upper = unit_idx
-    daycares = read_units(cfg.daycares, "daycares", cfg.school_language)
-    school_order = np.concatenate([lower, upper])
-    labels["school"] = ([schools.ids[i] for i in school_order],
-                        [schools.names[i] for i in school_order])
-    labels["daycare"] = (daycares.ids, daycares.names)
+    land_ids = np.flatnonzero(land)
+    tree = cKDTree(np.column_stack([r.cx[land_ids], r.cy[land_ids]]))
+
+    def snap(units: _Units) -> np.ndarray:
+        """The land cell nearest to each unit's point."""
+        return land_ids[tree.query(np.column_stack([units.x, units.y]))[1]]
+
+    school_cell, order = snap(schools), np.concatenate([lower, upper])
+    labels = {"district": (list(districts["id"]), list(districts["name"])),
+              "school": ([schools.ids[i] for i in order], [schools.names[i] for i in order]),
+              "daycare": (daycares.ids, daycares.names)}
+    if ren is not None:
+        labels["renewal_area"] = (list(ren["id"]), list(ren["name"]))
     log.info("city from files: %d x %d cells of %g m, %d land, %d counted + %d imputed "
-             "families, %d + %d schools, %d daycares", w, h, m, land.sum(),
-             len(counted_families), n_imputed, len(lower), len(upper), len(daycares.ids))
+             "families, %d + %d schools, %d daycares", r.width, r.height, r.m, land.sum(),
+             len(families), n_imputed, len(lower), len(upper), len(daycares.ids))
+    km = r.m / 1000.0
     return City(
-        width=w, height=h, cell_km=km, land=land,
-        xy=np.column_stack([col, row]).astype(float) * km,
+        width=r.width, height=r.height, cell_km=km, land=land,
+        xy=np.column_stack(np.divmod(np.arange(r.n_cells), r.height)).astype(float) * km,
         dwellings=dwellings, price=price, amenity=amenity, district=district,
-        renewal=renewal, catchment_lower=catch[0], catchment_upper=catch[1],
+        renewal=renewal, catchment_lower=lab_l, catchment_upper=lab_u,
         lower_cells=school_cell[lower], upper_cells=school_cell[upper],
         lower_emphasis=schools.flag[lower], upper_emphasis=schools.flag[upper],
-        daycare_cells=snap(daycares.x, daycares.y), daycare_private=daycares.flag,
-        centre=int(np.argmax(price)), crs=MODEL_CRS, origin=(west, north), labels=labels,
-        counted_families=counted_families, n_imputed=n_imputed, renewal_area=renewal_area,
+        daycare_cells=snap(daycares), daycare_private=daycares.flag,
+        centre=int(np.argmax(price)), crs=MODEL_CRS, origin=(r.west, r.north), labels=labels,
+        counted_families=families, n_imputed=n_imputed, renewal_area=renewal_area,
     )
 
 
