@@ -395,8 +395,9 @@ def read_grid(path: str | Path, cell_size_m: float) -> _Grid:
         df = read_layer(p).to_crs(MODEL_CRS)
         geoms = df.geometry.to_numpy()
         polys = np.isin(shapely.get_type_id(geoms), (3, 6))
-        size = float(np.sqrt(np.median(shapely.area(geoms[polys])))) if polys.any() else (
-            cell_size_m)
+        # Reprojected squares are squares to within millimetres: round the size to cm.
+        size = round(float(np.sqrt(np.median(shapely.area(geoms[polys])))), 2) if (
+            polys.any()) else cell_size_m
         c = shapely.centroid(geoms)
         x, y = shapely.get_x(c), shapely.get_y(c)
         df = pd.DataFrame(df.drop(columns="geometry"))
@@ -567,8 +568,9 @@ def _layout(cfg: CityConfig, grid: _Grid, districts: gpd.GeoDataFrame
     if abs(k - round(k)) > 1e-9:
         raise ValueError(f"config error: city.cell_size_m={m:g} is not allowed; expected a "
                          f"multiple of the grid's {grid.size:g} m cells")
-    ax, ay = (grid.x[0] - grid.size / 2) % m, (grid.y[0] - grid.size / 2) % m
-    minx, miny, maxx, maxy = districts.total_bounds
+    # The data grid's lattice (cm: reprojected cells are off by fractions of a millimetre).
+    ax, ay = (round(v - grid.size / 2, 2) % m for v in (grid.x[0], grid.y[0]))
+    minx, miny, maxx, maxy = np.round(districts.total_bounds, 2)
     minx, miny = min(minx, grid.x.min()), min(miny, grid.y.min())
     maxx, maxy = max(maxx, grid.x.max()), max(maxy, grid.y.max())
     west = math.floor((minx - ax) / m) * m + ax

@@ -152,6 +152,22 @@ def test_coarser_model_cells_sum_the_grid() -> None:
     assert c.dwellings.sum() == fine.dwellings.sum()
 
 
+def test_grid_geopackage_reads_like_the_csv(sample_copy: Path) -> None:
+    grid = pd.read_csv(SAMPLE / FILES["grid"])
+    x0, y0 = grid["xyind"].astype(str).str[:6].astype(float), grid["xyind"].astype(str).str[6:]
+    y0 = y0.astype(float)
+    cells = gpd.GeoDataFrame(grid.drop(columns="xyind"),
+                             geometry=shapely.box(x0, y0, x0 + 250, y0 + 250), crs="EPSG:3067")
+    cells.to_crs("EPSG:3879").to_file(sample_copy / "grid.gpkg", driver="GPKG")
+    (sample_copy / FILES["grid"]).unlink()
+    cfg = load_config(file_overrides({**{k: sample_copy / v for k, v in FILES.items()},
+                                      "grid": sample_copy / "grid.gpkg"}))
+    a, b = build_city(cfg.city), build_city(sample_config().city)
+    for name in ("land", "district", "dwellings", "catchment_lower", "counted_families"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.n_imputed == b.n_imputed
+
+
 # ---------------------------------------------------------------------------- bad files
 def edit_json(path: Path, change) -> None:
     data = json.loads(path.read_text())
