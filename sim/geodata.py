@@ -25,6 +25,9 @@ a cell are synthesised there with the cell's status and language mix; families o
 suppressed cells are imputed from dwellings (or population) and placed by the model's own
 residential choice rule. Every bad input raises one ``ValueError`` naming the file and the
 feature or row.
+
+Geometry is needed only while the city is built: the model's space stays Mesa's grid with
+property layers, so mesa-geo would add a dependency without a use.
 """
 
 from __future__ import annotations

@@ -144,6 +144,16 @@ def test_round_trip_of_the_synthetic_city_gives_a_byte_identical_run(tmp_path: P
         assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
 
 
+def test_sample_runs_are_byte_identical(tmp_path: Path) -> None:
+    runs = []
+    for i in range(2):
+        model = SegregationModel(sample_config(SAMPLE, "years=2", "seed=3"))
+        model.run()
+        runs.append(write_run(model, tmp_path / str(i), figures=False))
+    for name in TABLES:
+        assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
+
+
 def test_coarser_model_cells_sum_the_grid() -> None:
     c = build_city(sample_config(SAMPLE, "city.cell_size_m=500").city)
     fine = build_city(sample_config(SAMPLE).city)
