@@ -116,17 +116,12 @@ class City:
 
         Args:
             kind: ``school`` (lower then upper), ``daycare``, ``district``,
-                ``catchment_lower``, ``catchment_upper`` (labelled by their schools) or
-                ``cell`` (blank).
+                ``renewal_area`` or ``cell`` (blank).
             n: Number wanted; units added later (levers) get the synthetic labels.
 
         Returns:
             Two string arrays (ids, names) of length ``n``.
         """
-        if kind.startswith("catchment"):
-            first = 0 if kind == "catchment_lower" else len(self.lower_cells)
-            ids, names = self.label("school", first + n)
-            return ids[first:], names[first:]
         if kind == "cell":  # model cells are resampled: located by ``map_xy``, not named
             return np.full(n, "", dtype=object), np.full(n, "", dtype=object)
         prefix = {"school": "S", "daycare": "D"}.get(kind)

@@ -163,7 +163,7 @@ def draw_all(model: SegregationModel, metrics: pd.DataFrame, out: Path) -> list[
     paths.append(out / "map_status_catchments.png")
     _save(fig, paths[-1])
 
-    units = add_labels(model.recorder.unit_frames[-1], c, "index")
+    units = add_labels(model.recorder.unit_frames[-1], model, "index")
     sch = units[units["kind"].str.startswith("school") & (units["enrolled"] > 0)].copy()
     tot = sch[["enrol_ses0", "enrol_ses1", "enrol_ses2"]].sum(axis=1).clip(lower=1)
     sch = sch.assign(low=sch["enrol_ses0"] / tot, mid=sch["enrol_ses1"] / tot,

@@ -32,10 +32,9 @@ from omegaconf import OmegaConf
 from sim.config import as_dict
 
 if TYPE_CHECKING:
-    from sim.city import City
     from sim.model import SegregationModel
 
-# Table kind -> label kind of ``City.label`` (the rest are the same)
+# Units table kind -> label kind of ``City.label`` (area kinds are the same)
 LABEL_KIND = {"school_lower": "school", "school_upper": "school", "daycare_municipal": "daycare",
               "daycare_private": "daycare"}
 PACKAGES = ("mesa", "numpy", "numba", "pandas", "pyarrow", "hydra-core", "matplotlib")
@@ -100,15 +99,15 @@ def is_complete(run_dir: Path) -> bool:
     return (Path(run_dir) / "summary.json").exists()
 
 
-def add_labels(df: pd.DataFrame, city: City, index_col: str) -> pd.DataFrame:
+def add_labels(df: pd.DataFrame, model: SegregationModel, index_col: str) -> pd.DataFrame:
     """Insert ``source_id`` and ``name`` columns after ``index_col``.
 
     They are the units' and areas' ids and names in the input data (cities read from files)
-    or their synthetic labels (``City.label``).
+    or their synthetic labels (``City.label``); a catchment carries its school's.
 
     Args:
         df: A units or areas table with ``kind`` and ``index_col`` columns.
-        city: The model's city.
+        model: The model that wrote it (for the schools of each catchment).
         index_col: ``index`` (units) or ``area_id`` (areas).
 
     Returns:
@@ -117,7 +116,11 @@ def add_labels(df: pd.DataFrame, city: City, index_col: str) -> pd.DataFrame:
     ids, names = np.empty(len(df), dtype=object), np.empty(len(df), dtype=object)
     for kind, rows in df.groupby("kind", sort=False).indices.items():
         idx = df[index_col].to_numpy()[rows]
-        kind_ids, kind_names = city.label(LABEL_KIND.get(kind, kind), int(idx.max()) + 1)
+        if kind in ("catchment_lower", "catchment_upper"):  # k-th school of the level
+            idx = model.level_ids(int(kind == "catchment_upper"))[idx]
+            kind = "school"
+        n = len(model.schools.cell) if kind == "school" else int(idx.max()) + 1
+        kind_ids, kind_names = model.city.label(LABEL_KIND.get(kind, kind), n)
         ids[rows], names[rows] = kind_ids[idx], kind_names[idx]
     out = df.copy()
     pos = out.columns.get_loc(index_col) + 1
@@ -144,9 +147,9 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> P
     write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)), run_dir / "config.yaml")
     metrics = model.recorder.metrics_frame()
     write_parquet(metrics, run_dir / "metrics.parquet")
-    write_parquet(add_labels(model.recorder.units_frame(), model.city, "index"),
+    write_parquet(add_labels(model.recorder.units_frame(), model, "index"),
                   run_dir / "units.parquet")
-    write_parquet(add_labels(model.recorder.areas_frame(), model.city, "area_id"),
+    write_parquet(add_labels(model.recorder.areas_frame(), model, "area_id"),
                   run_dir / "areas.parquet")
     if figures:
         from sim.figures import draw_all

@@ -130,6 +130,19 @@ def test_sample_run_writes_every_output_with_real_ids(tmp_path: Path,
     assert geo["crs"] == "EPSG:3067" and geo["origin"] == [390000.0, 6681000.0]
 
 
+def test_catchments_keep_their_schools_labels_after_a_school_is_added(tmp_path: Path) -> None:
+    model = SegregationModel(sample_config(SAMPLE, "years=1"))
+    new = model.add_school(int(model.city.lower_cells[0]), 0, 100, is_open=True)
+    model.run()
+    write_run(model, tmp_path, figures=False)
+    areas = pd.read_parquet(tmp_path / "areas.parquet")
+    last = areas[areas["year"] == 1]
+    lower = last.loc[last["kind"] == "catchment_lower", "source_id"].tolist()
+    upper = last.loc[last["kind"] == "catchment_upper", "source_id"].tolist()
+    assert lower == ["K1", "K2", "K3", "K7", f"S{new:03d}"]
+    assert upper == ["K4", "K5", "K7"]
+
+
 def test_round_trip_of_the_synthetic_city_gives_a_byte_identical_run(tmp_path: Path) -> None:
     base = [*TINY, "years=3", "seed=5"]
     cfg = load_config(base)
