@@ -284,8 +284,8 @@ def _with_ids(gdf: gpd.GeoDataFrame, path: str | Path, required: bool) -> gpd.Ge
 
 
 def _feature(gdf: gpd.GeoDataFrame, i: int) -> str:
-    """How a feature is named in errors: its index, id and name where known."""
-    parts = [f"feature {i}"]
+    """How row ``i`` is named in errors: its feature number in the file, id and name."""
+    parts = [f"feature {gdf['feature'].iloc[i] if 'feature' in gdf.columns else i}"]
     for key in ("id", "name"):
         if key in gdf.columns and pd.notna(gdf[key].iloc[i]):
             parts.append(f"{key}={gdf[key].iloc[i]}")
@@ -300,14 +300,16 @@ def read_polygons(path: str | Path, language: str | None = None) -> gpd.GeoDataF
         language: Keep only features of this ``language`` (``fi``/``sv``), if the file has one.
 
     Raises:
-        ValueError: Bad file, non-polygon feature, or features overlapping by more than
-            ``OVERLAP_CELL_SHARE`` of a cell (checked by the caller for the cell size).
+        ValueError: Bad file, or a feature that is not a valid polygon.
     """
     gdf = read_layer(path)
+    gdf = _with_ids(gdf, path, required=False).assign(feature=np.arange(len(gdf)))
     for i, g in enumerate(gdf.geometry):
         if g is None or g.geom_type not in ("Polygon", "MultiPolygon"):
             raise _bad(path, _feature(gdf, i), "is not a polygon")
-    gdf = _with_ids(gdf, path, required=False)
+        if not g.is_valid:
+            raise _bad(path, _feature(gdf, i),
+                       f"is not a valid polygon ({shapely.is_valid_reason(g)})")
     lang = _prop(gdf, ("language", "kieli"))
     if language is not None and lang is not None:
         gdf = gdf[_language(lang) == language].reset_index(drop=True)

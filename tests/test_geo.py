@@ -236,6 +236,18 @@ def outside(df: pd.DataFrame) -> None:
     df.loc[len(df) - 1, "xyind"] = "3950006690000"
 
 
+def swedish_first(d: dict) -> None:
+    d["features"] = d["features"][-1:] + d["features"][:-1]  # the sv area first
+    overlap(d)  # grows the sv area: no error, it is the other network
+    d["features"][1]["geometry"] = shapely.geometry.mapping(
+        shapely.geometry.shape(d["features"][1]["geometry"]).buffer(400))
+
+
+def bow_tie(d: dict) -> None:
+    ring = [[25.0, 60.2], [25.01, 60.21], [25.01, 60.2], [25.0, 60.21], [25.0, 60.2]]
+    d["features"][2]["geometry"] = {"type": "Polygon", "coordinates": [ring]}
+
+
 def empty_features(d: dict) -> None:
     d["features"] = []
 
@@ -245,6 +257,10 @@ BAD = [
     pytest.param("catchments_lower", unknown_crs, "unknown CRS 'EPSG:99999'", id="unknown-crs"),
     pytest.param("catchments_lower", overlap, "feature 0 id=LK1 name=Kuusikon ala-asteen koulu: "
                  "overlaps feature", id="overlapping-catchments"),
+    pytest.param("catchments_lower", swedish_first, "feature 1 id=LK1 name=Kuusikon ala-asteen "
+                 "koulu: overlaps feature", id="overlap-names-the-file-feature"),
+    pytest.param("catchments_upper", bow_tie, "feature 2 id=UK6 name=Granbacka skola: is "
+                 "not a valid polygon (Self-intersection", id="invalid-polygon"),
     pytest.param("catchments_lower", drop_catchment, "no catchment covers ",
                  id="families-without-catchment"),
     pytest.param("catchments_lower", unknown_school, "school_id='K99' is not a lower-grade "
