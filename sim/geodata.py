@@ -263,13 +263,30 @@ LANGUAGES = {"fi": "fi", "suomi": "fi", "finnish": "fi", "sv": "sv", "ruotsi": "
              "swedish": "sv", "svenska": "sv"}
 
 
-def _language(values: pd.Series) -> np.ndarray:
-    """Language codes ``fi``/``sv`` of a language column (codes or names, any case)."""
-    return values.str.lower().map(LANGUAGES).fillna("").to_numpy()
+def _of_language(path: str | Path, gdf: gpd.GeoDataFrame, language: str
+                 ) -> gpd.GeoDataFrame:
+    """The features of one language network (all of them if there is no language column).
+
+    Raises:
+        ValueError: An unknown language, or none of the features in ``language``.
+    """
+    lang = _prop(gdf, ("language", "kieli"))
+    if lang is None:
+        return gdf
+    code = lang.str.lower().map(LANGUAGES)
+    if code.isna().any():
+        i = int(np.argmax(code.isna().to_numpy()))
+        raise _bad(path, _feature(gdf, i), f"language={lang.iloc[i]!r} is not fi or sv")
+    gdf = gdf[(code == language).to_numpy()]
+    if gdf.empty:
+        raise _bad(path, "", f"no features with language={language!r}")
+    return gdf.reset_index(drop=True)
 
 
 def _with_ids(gdf: gpd.GeoDataFrame, path: str | Path, required: bool) -> gpd.GeoDataFrame:
-    """``id`` and ``name`` columns as strings (ids default to the feature number, names to ids).
+    """``id``, ``name`` and ``where`` (the line or feature in the file) columns.
+
+    Ids default to the feature number, names to ids.
 
     Helsinki's layers carry a database ``id`` beside the real identifier ``tunnus``: the
     latter wins.
@@ -280,12 +297,13 @@ def _with_ids(gdf: gpd.GeoDataFrame, path: str | Path, required: bool) -> gpd.Ge
     if ids is None:
         ids = pd.Series([str(i) for i in range(len(gdf))], index=gdf.index)
     names = _prop(gdf, ("name", "nimi", "nimi_fi"))
-    return gdf.assign(id=ids, name=ids if names is None else names.where(names != "", ids))
+    return gdf.assign(id=ids, name=ids if names is None else names.where(names != "", ids),
+                      where=[_row(path, i) for i in range(len(gdf))])  # for errors
 
 
 def _feature(gdf: gpd.GeoDataFrame, i: int) -> str:
-    """How row ``i`` is named in errors: its feature number in the file, id and name."""
-    parts = [f"feature {gdf['feature'].iloc[i] if 'feature' in gdf.columns else i}"]
+    """How row ``i`` is named in errors: its line or feature in the file, id and name."""
+    parts = [gdf["where"].iloc[i] if "where" in gdf.columns else f"feature {i}"]
     for key in ("id", "name"):
         if key in gdf.columns and pd.notna(gdf[key].iloc[i]):
             parts.append(f"{key}={gdf[key].iloc[i]}")
@@ -303,18 +321,15 @@ def read_polygons(path: str | Path, language: str | None = None) -> gpd.GeoDataF
         ValueError: Bad file, or a feature that is not a valid polygon.
     """
     gdf = read_layer(path)
-    gdf = _with_ids(gdf, path, required=False).assign(feature=np.arange(len(gdf)))
+    gdf = _with_ids(gdf, path, required=False)
     for i, g in enumerate(gdf.geometry):
         if g is None or g.geom_type not in ("Polygon", "MultiPolygon"):
             raise _bad(path, _feature(gdf, i), "is not a polygon")
         if not g.is_valid:
             raise _bad(path, _feature(gdf, i),
                        f"is not a valid polygon ({shapely.is_valid_reason(g)})")
-    lang = _prop(gdf, ("language", "kieli"))
-    if language is not None and lang is not None:
-        gdf = gdf[_language(lang) == language].reset_index(drop=True)
-        if gdf.empty:
-            raise _bad(path, "", f"no features with language={language!r}")
+    if language is not None:
+        gdf = _of_language(path, gdf, language)
     return gdf.to_crs(MODEL_CRS)
 
 
@@ -444,15 +459,10 @@ class _Units:
     y: np.ndarray
     levels: list[tuple[int, ...]]  # schools: levels served
     flag: np.ndarray  # schools: emphasised class; daycares: private
-    rows: np.ndarray  # row of each unit in the file
 
 
-def read_units(path: str | Path, kind: str, language: str) -> _Units:
-    """Read schools (``kind="schools"``) or daycares as points in EPSG:3067.
-
-    Raises:
-        ValueError: Bad file, duplicate id, unknown level or provider.
-    """
+def _points(path: str | Path) -> gpd.GeoDataFrame:
+    """Point layer with unique ``id`` and ``name``."""
     gdf = read_layer(path)
     for i, g in enumerate(gdf.geometry):
         if g is None or g.geom_type != "Point":
@@ -461,41 +471,50 @@ def read_units(path: str | Path, kind: str, language: str) -> _Units:
     dup = gdf["id"].duplicated().to_numpy()
     if dup.any():
         raise _bad(path, _feature(gdf, int(np.argmax(dup))), "duplicate id")
-    rows = np.arange(len(gdf))
-    if kind == "schools":
-        lang = _prop(gdf, ("language", "kieli"))
-        if lang is not None:
-            rows = rows[_language(lang) == language]
-        level = _prop(gdf, ("level", "aste"))
-        if level is None:
-            raise _bad(path, "", "no level column (lower, upper, both)")
-        levels = []
-        for i in rows:
-            if level.iloc[i].lower() not in LEVELS:
-                raise _bad(path, _feature(gdf, i), f"level={level.iloc[i]!r} is not one of "
-                                                   f"{sorted(LEVELS)}")
-            levels.append(LEVELS[level.iloc[i].lower()])
-        emph = _prop(gdf, ("emphasis", "painotus"), default="")
-        flag = np.array([emph is not None and emph.iloc[i].lower() not in
-                         ("", "0", "false", "no") for i in rows], dtype=bool)
-    else:
-        prov = _prop(gdf, ("provider", "yllapitaja"), default="municipal")
-        levels = [()] * len(rows)
-        if prov is None:
-            flag = np.zeros(len(rows), dtype=bool)
-        else:
-            bad = ~prov.str.lower().isin(["municipal", "private"]).to_numpy()
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise _bad(path, _feature(gdf, i), f"provider={prov.iloc[i]!r} is not "
-                                                   "municipal or private")
-            flag = (prov.str.lower() == "private").to_numpy()[rows]
-    if not len(rows):
-        raise _bad(path, "", f"no {kind} with language={language!r}")
-    pts = gdf.geometry.to_crs(MODEL_CRS).to_numpy()[rows]
-    return _Units(ids=list(gdf["id"].iloc[rows]), names=list(gdf["name"].iloc[rows]),
-                  x=shapely.get_x(pts), y=shapely.get_y(pts), levels=levels, flag=flag,
-                  rows=rows)
+    return gdf
+
+
+def _units(gdf: gpd.GeoDataFrame, levels: list, flag: np.ndarray) -> _Units:
+    pts = gdf.geometry.to_crs(MODEL_CRS).to_numpy()
+    return _Units(ids=list(gdf["id"]), names=list(gdf["name"]), x=shapely.get_x(pts),
+                  y=shapely.get_y(pts), levels=levels, flag=flag)
+
+
+def read_schools(path: str | Path, language: str) -> _Units:
+    """Schools of one language network as points in EPSG:3067.
+
+    Raises:
+        ValueError: Bad file, duplicate id, unknown level or language.
+    """
+    gdf = _of_language(path, _points(path), language)
+    level = _prop(gdf, ("level", "aste"))
+    if level is None:
+        raise _bad(path, "", "no level column (lower, upper, both)")
+    bad = np.flatnonzero(~level.str.lower().isin(list(LEVELS)).to_numpy())
+    if len(bad):
+        raise _bad(path, _feature(gdf, bad[0]),
+                   f"level={level.iloc[bad[0]]!r} is not one of {sorted(LEVELS)}")
+    emph = _prop(gdf, ("emphasis", "painotus"), default="")
+    flag = (np.zeros(len(gdf), dtype=bool) if emph is None
+            else ~emph.str.lower().isin(["", "0", "false", "no"]).to_numpy())
+    return _units(gdf, [LEVELS[v] for v in level.str.lower()], flag)
+
+
+def read_daycares(path: str | Path) -> _Units:
+    """Daycares as points in EPSG:3067 (``provider`` municipal, the default, or private).
+
+    Raises:
+        ValueError: Bad file, duplicate id, unknown provider.
+    """
+    gdf = _points(path)
+    prov = _prop(gdf, ("provider", "yllapitaja"), default="municipal")
+    if prov is None:
+        return _units(gdf, [()] * len(gdf), np.zeros(len(gdf), dtype=bool))
+    bad = np.flatnonzero(~prov.str.lower().isin(["municipal", "private"]).to_numpy())
+    if len(bad):
+        raise _bad(path, _feature(gdf, bad[0]),
+                   f"provider={prov.iloc[bad[0]]!r} is not municipal or private")
+    return _units(gdf, [()] * len(gdf), (prov.str.lower() == "private").to_numpy())
 
 
 # ---------------------------------------------------------------------------- the city
@@ -771,8 +790,8 @@ def read_city(cfg: CityConfig) -> City:
     land = district >= 0
     renewal, renewal_area, ren = _rasterise_renewal(cfg, r, district, len(districts))
 
-    schools = read_units(cfg.schools, "schools", cfg.school_language)
-    daycares = read_units(cfg.daycares, "daycares", cfg.school_language)
+    schools = read_schools(cfg.schools, cfg.school_language)
+    daycares = read_daycares(cfg.daycares)
     (lab_l, lower), (lab_u, upper) = (_rasterise_catchments(cfg, lev, schools, r, land)
                                       for lev in (0, 1))
 

@@ -248,6 +248,17 @@ def bow_tie(d: dict) -> None:
     d["features"][2]["geometry"] = {"type": "Polygon", "coordinates": [ring]}
 
 
+def set_cells(**values: str):
+    def change(df: pd.DataFrame) -> None:
+        for col, value in values.items():
+            df.loc[3, col] = value
+    return change
+
+
+def church_daycare(d: dict) -> None:
+    d["features"][2]["properties"]["provider"] = "church"
+
+
 def empty_features(d: dict) -> None:
     d["features"] = []
 
@@ -271,6 +282,18 @@ BAD = [
                  "number", id="non-numeric-count"),
     pytest.param("grid", outside, "line 175 (cell centre 395125, 6690125): lies outside every "
                  "district", id="cell-outside-districts"),
+    pytest.param("grid", set_cells(te_laps="", he_vakiy="", dw_social="", dw_private="",
+                                   dw_owner=""),
+                 "line 5: families are suppressed and there are no dwellings or population",
+                 id="suppressed-without-dwellings"),
+    pytest.param("schools", set_cell("language", "de"), "line 5 id=K4 name=Kuusikon yläkoulu: "
+                 "language='de' is not fi or sv", id="unknown-language"),
+    pytest.param("schools", set_cell("level", "middle"), "line 5 id=K4 name=Kuusikon yläkoulu: "
+                 "level='middle' is not one of", id="unknown-level"),
+    pytest.param("schools", set_cell("id", "K1"), "line 5 id=K1 name=Kuusikon yläkoulu: "
+                 "duplicate id", id="duplicate-id"),
+    pytest.param("daycares", church_daycare, "feature 2 id=P3 name=Päiväkoti Ranta: "
+                 "provider='church' is not municipal or private", id="unknown-provider"),
     pytest.param("daycares", empty_features, "empty file (no features)", id="empty-geojson"),
     pytest.param("grid", None, "empty file", id="empty-csv"),
     pytest.param("schools", None, "empty file", id="empty-schools"),
@@ -294,6 +317,12 @@ def test_bad_file_gives_one_clear_error(sample_copy: Path, key: str, change, mes
     if key == "catchments_lower" and change is drop_catchment:
         assert "grid.csv line 97 (cell centre 391875, 6680875), which has families" in text
     assert message in text, text
+
+
+def test_missing_file_is_an_error(sample_copy: Path) -> None:
+    (sample_copy / FILES["renewal"]).unlink()
+    with pytest.raises(ValueError, match=f"^{sample_copy / FILES['renewal']}: no such file$"):
+        build_city(sample_config(sample_copy).city)
 
 
 def test_gpkg_without_crs_is_an_error(sample_copy: Path) -> None:
