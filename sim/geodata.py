@@ -408,8 +408,8 @@ def read_grid(path: str | Path, cell_size_m: float) -> _Grid:
         if len(missing):
             raise _bad(path, _row(path, missing[0]), "missing cell coordinates")
         steps = np.concatenate([np.diff(np.unique(x0)), np.diff(np.unique(y0))])
+        # The data cell size: the smallest spacing of the corners (one row: the model's).
         size = float(steps[steps > 0].min()) if (steps > 0).any() else cell_size_m
-        size = min(size, cell_size_m)
         x, y = x0 + size / 2, y0 + size / 2
     else:
         df = read_layer(p).to_crs(MODEL_CRS)

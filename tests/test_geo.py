@@ -355,6 +355,12 @@ def test_file_config_errors(override: str, message: str) -> None:
         sample_config(SAMPLE, override)
 
 
+def test_model_cells_finer_than_the_grid_are_an_error() -> None:
+    with pytest.raises(ValueError, match="city.cell_size_m=125 is not allowed; expected a "
+                                         "multiple of the grid's 250 m cells"):
+        build_city(sample_config(SAMPLE, "city.cell_size_m=125").city)
+
+
 def test_file_keys_need_the_from_files_preset() -> None:
     with pytest.raises(ValueError, match="city.grid='g.csv' is not allowed; expected '' unless "
                                          "city=from_files"):
