@@ -5,7 +5,8 @@ Prints one JSON line per city built from files (``city=from_files``):
 * ``sample``: the shipped sample district (``data/sample``);
 * ``helsinki_grid``: a full-size grid, the ``helsinki`` preset's city written in the input
   formats (``sim.geodata.write_city``) with its initial families counted in the grid by
-  status and language (about 9,500 land cells of 11,520, 60,000 families).
+  status and language (about 9,500 land cells of 11,520, 60,000 families);
+* ``helsinki_synthetic``: the ``helsinki`` preset itself, for comparison.
 
 ``setup_s`` is reading the files and building the model (city, families, first choices);
 ``run_s`` the simulated years; ``write_s`` the run directory with figures. Kernels are
@@ -56,9 +57,9 @@ def helsinki_files(out: Path) -> dict:
     return paths
 
 
-def measure(name: str, paths: dict, years: int, out: Path) -> dict:
+def measure(name: str, config: list[str], years: int, out: Path) -> dict:
     t0 = time.perf_counter()
-    model = SegregationModel(load_config([*overrides(paths), f"years={years}"]))
+    model = SegregationModel(load_config([*config, f"years={years}"]))
     t1 = time.perf_counter()
     model.run()
     t2 = time.perf_counter()
@@ -66,7 +67,7 @@ def measure(name: str, paths: dict, years: int, out: Path) -> dict:
     t3 = time.perf_counter()
     c = model.city
     return {"city": name, "years": years, "cells": c.n_cells, "land_cells": int(c.land.sum()),
-            "families": int(len(c.counted_families) + c.n_imputed),
+            "families": c.initial_families(model.cfg.city),
             "schools": len(model.schools.cell), "daycares": len(model.daycares.cell),
             "setup_s": round(t1 - t0, 2), "run_s": round(t2 - t1, 2),
             "write_s": round(t3 - t2, 2)}
@@ -80,9 +81,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         SegregationModel(load_config([*overrides(sample), "years=1"])).run()  # JIT, cached
-        print(json.dumps(measure("sample", sample, args.years, out)), flush=True)
-        print(json.dumps(measure("helsinki_grid", helsinki_files(out / "files"), args.years,
-                                 out)), flush=True)
+        for name, config in (
+                ("sample", overrides(sample)),
+                ("helsinki_grid", overrides(helsinki_files(out / "files"))),
+                ("helsinki_synthetic", ["city=helsinki", "output.progress=false"])):
+            print(json.dumps(measure(name, config, args.years, out)), flush=True)
 
 
 if __name__ == "__main__":
