@@ -420,6 +420,9 @@ def read_grid(path: str | Path, cell_size_m: float) -> _Grid:
             polys.any()) else cell_size_m
         c = shapely.centroid(geoms)
         x, y = shapely.get_x(c), shapely.get_y(c)
+        empty = np.flatnonzero(np.isnan(x) | np.isnan(y))
+        if len(empty):
+            raise _bad(path, _row(path, empty[0]), "has no geometry")
         df = pd.DataFrame(df.drop(columns="geometry"))
     fam_col = next((c for c in GRID_COLUMNS["families"] if c in df.columns), None)
     if fam_col is not None:
@@ -433,9 +436,7 @@ def read_grid(path: str | Path, cell_size_m: float) -> _Grid:
     pop_col = next((c for c in GRID_COLUMNS["population"] if c in df.columns), None)
 
     def optional(cols: tuple[str, ...]) -> np.ndarray | None:
-        if all(c in df.columns for c in cols):
-            return np.column_stack([_numbers(path, df, c) for c in cols])
-        return None
+        return _class_columns(path, df, (tuple((c,) for c in cols),))
 
     return _Grid(
         x=x, y=y, size=size, families=families,
