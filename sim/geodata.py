@@ -688,8 +688,13 @@ def _rasterise_catchments(cfg: CityConfig, level: int, schools: _Units, r: _Rast
     poly = read_polygons(path, cfg.school_language)
     check_overlaps(path, poly, OVERLAP_CELL_SHARE * r.m * r.m)
     sid = _prop(poly, ("school_id", "koulu_id"))
-    if sid is None:
-        raise _bad(path, "", "no school_id property")
+    if sid is None:  # HRI's areas are named after their school
+        by_name = {schools.names[i].lower(): schools.ids[i] for i in idx}
+        sid = poly["name"].str.lower().map(by_name)
+        if sid.isna().any():
+            i = int(np.argmax(sid.isna().to_numpy()))
+            raise _bad(path, _feature(poly, i), f"has no school_id and its name is not a "
+                       f"{name}-grade school's name in {cfg.schools}")
     k_of = {schools.ids[i]: k for k, i in enumerate(idx)}
     for i, s in enumerate(sid):
         if s not in k_of:

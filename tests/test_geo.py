@@ -166,6 +166,24 @@ def test_sample_runs_are_byte_identical(tmp_path: Path) -> None:
         assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
 
 
+def test_catchments_without_school_id_match_school_names(sample_copy: Path) -> None:
+    def drop_school_id(d: dict) -> None:
+        for f in d["features"]:
+            del f["properties"]["school_id"]
+
+    edit_json(sample_copy / FILES["catchments_lower"], drop_school_id)
+    a, b = build_city(sample_config(sample_copy).city), build_city(sample_config().city)
+    assert np.array_equal(a.catchment_lower, b.catchment_lower)
+
+    def rename(d: dict) -> None:
+        d["features"][1]["properties"]["name"] = "Haapalan uusi koulu"
+
+    edit_json(sample_copy / FILES["catchments_lower"], rename)
+    with pytest.raises(ValueError, match="feature 1 id=LK2 name=Haapalan uusi koulu: has no "
+                                         "school_id and its name is not a lower-grade"):
+        build_city(sample_config(sample_copy).city)
+
+
 def test_coarser_model_cells_sum_the_grid() -> None:
     c = build_city(sample_config(SAMPLE, "city.cell_size_m=500").city)
     fine = build_city(sample_config(SAMPLE).city)
