@@ -19,6 +19,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -28,6 +29,13 @@ from sim.config import as_dict, validate
 from sim.outputs import remove_if_empty
 
 
+def stop(run_dir: Path, exc: ValueError) -> NoReturn:
+    """Report a bad config or input file in one line and exit 2, leaving no empty folder."""
+    remove_if_empty(run_dir)
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(dcfg: DictConfig) -> None:
     """Validate the config, run the model and write the run directory."""
@@ -35,9 +43,7 @@ def main(dcfg: DictConfig) -> None:
     try:
         cfg = validate(dcfg)
     except ValueError as exc:
-        remove_if_empty(run_dir)
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        stop(run_dir, exc)
     from sim.outputs import is_complete, write_run
 
     if is_complete(run_dir):
@@ -57,9 +63,7 @@ def main(dcfg: DictConfig) -> None:
     try:
         model = SegregationModel(cfg)
     except ValueError as exc:  # a bad input file of city=from_files
-        remove_if_empty(run_dir)
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        stop(run_dir, exc)
     model.run(progress=cfg.output.progress)
     write_run(model, run_dir, figures=cfg.output.figures)
     m = model.recorder.current

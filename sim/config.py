@@ -50,7 +50,8 @@ class CityConfig:
     schools: str = ""  # school locations, CSV or GeoJSON
     daycares: str = ""  # daycare locations, CSV or GeoJSON
     # The one school network the model runs (catchments and schools of the other language
-    # are left out); Helsinki's Finnish-language network serves about 94% of pupils. Assumption.
+    # are left out); the Finnish-language network serves most of Helsinki's pupils.
+    # Assumption.
     school_language: str = "fi"
     # The city is generated from its own seed, not the run seed: replicates and scenarios of
     # a study share one city (ids of schools, cells and districts mean the same places).
