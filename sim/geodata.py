@@ -853,6 +853,7 @@ def read_city(cfg: CityConfig) -> City:
 
 # ---------------------------------------------------------------------------- writing files
 def _cell_boxes(city: City, west: float, north: float) -> np.ndarray:
+    """Every cell's square in EPSG:3067."""
     m = city.cell_km * 1000.0
     col, row = np.divmod(np.arange(city.n_cells), city.height)
     x0, y1 = west + col * m, north - row * m
@@ -871,7 +872,8 @@ def write_city(city: City, out: str | Path, school_language: str = "fi") -> dict
 
     Families are written as suppressed (blank) on land, so that reading the files back
     places the same number of families by the same choice rule as the synthetic city: the
-    run is byte-identical. A city without a CRS is placed at ``WRITE_ORIGIN``.
+    run is byte-identical. (A city read from files loses its counted families this way: they
+    are imputed on reading back.) A city without a CRS is placed at ``WRITE_ORIGIN``.
 
     Args:
         city: The city (synthetic or read).
