@@ -23,9 +23,10 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from sim.city import City, generate_city  # noqa: E402
+from sim.city import City  # noqa: E402
 from sim.config import Config, preset_families  # noqa: E402
 from sim.figures import SEA, border_segments  # noqa: E402
+from sim.geodata import build_city  # noqa: E402
 from sim.io import write_text  # noqa: E402
 
 # Metric -> (plain label, unit wording, which direction is the city's goal: -1 lower is better)
@@ -234,7 +235,7 @@ def write_report(results: list[dict], raw: pd.DataFrame, effects: pd.DataFrame,
         ``path``.
     """
     scenarios = opts["scenarios"]
-    city = generate_city(base.city)
+    city = build_city(base.city)
     sea = (~city.land).reshape(city.width, city.height).T
     hs = horizons(base.years, opts["horizons"])
     desc = {r["scenario"]: (r["description"], r["levers"]) for r in results}
@@ -243,7 +244,8 @@ def write_report(results: list[dict], raw: pd.DataFrame, effects: pd.DataFrame,
         + (f"<details><summary><small>technical settings</small></summary><small>"
            f"{html.escape('; '.join(desc[s][1]))}</small></details>" if desc[s][1] else "")
         + "</li>" for s in scenarios)
-    share = base.city.n_families / preset_families("helsinki")
+    n_families = city.initial_families(base.city)
+    share = n_families / preset_families("helsinki")
     scaling = ("" if base.city.preset == "helsinki" else
                f"<p>Budgets and building volumes in the scenario files are for the whole of "
                f"Helsinki (about {preset_families('helsinki'):,} families with children). This "
@@ -256,7 +258,7 @@ def write_report(results: list[dict], raw: pd.DataFrame, effects: pd.DataFrame,
     body = f"""
 <h1>School segregation under {len(scenarios) - 1} policy scenario(s)</h1>
 <p>This report compares what the simulation expects to happen in a Helsinki-like city
-({html.escape(base.city.preset)} preset, {base.city.n_families:,} families with children)
+({html.escape(base.city.preset)} preset, {n_families:,} families with children)
 over {base.years} years under each scenario, against the <b>baseline</b> where today's rules
 continue. Every scenario was simulated {opts['replicates']} times with the same sequence of
 random events (the same families arriving, the same chance events), so differences come from

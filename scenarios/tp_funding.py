@@ -183,7 +183,7 @@ class TPFunding(Lever):
     def init(self, model: SegregationModel) -> None:
         """Check targets and fix the budget scale ``city.n_families / reference_families``."""
         self.resolve(model)
-        self.scale = model.cfg.city.n_families / self.reference_families
+        self.scale = model.city.initial_families(model.cfg.city) / self.reference_families
         self.current = np.zeros(len(model.units_of(self.kind).cell))
 
     @property

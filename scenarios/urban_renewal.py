@@ -171,7 +171,7 @@ class UrbanRenewal(Lever):
                     self.fail("districts", d, f"a district id 0..{city.n_districts - 1}")
             self.target_districts = np.array(sorted(set(self.districts)), dtype=np.int64)
         self.cells = np.flatnonzero(np.isin(city.district, self.target_districts))
-        self.scale = model.cfg.city.n_families / self.reference_families
+        self.scale = model.city.initial_families(model.cfg.city) / self.reference_families
         total = _round(self.dwellings_per_year * self.scale * self.construction_years)
         self.plan = np.zeros((len(self.cells), 3), dtype=np.int64)
         if total == 0 or len(self.cells) == 0:

@@ -20,13 +20,14 @@ share) come from ``CityConfig``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 from sim.config import CityConfig
 from sim.rng import Streams
+from sim.units import KINDS, unit_ids
 
 SOCIAL, PRIVATE, OWNER = 0, 1, 2
 
@@ -54,6 +55,19 @@ class City:
     daycare_cells: np.ndarray  # int (n_daycares,)
     daycare_private: np.ndarray  # bool (n_daycares,)
     centre: int  # cell id of the centre
+    # Real geography (cities read by ``sim.geodata``); the synthetic city leaves the defaults.
+    crs: str = ""  # map CRS of ``origin`` (e.g. "EPSG:3067"); "" for the synthetic city
+    origin: tuple[float, float] = (0.0, 0.0)  # map x of the west edge, y of the north edge (m)
+    # Source ids and names by kind ("school", "daycare", "district", "renewal_area"):
+    # lists in unit/area order; kinds left out get the synthetic labels (``label``).
+    labels: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    # Families the grid counts, housed in their own cells: int (n, 4) of cell, tenure, ses,
+    # lang. ``None``: every initial family is placed by the residential choice rule.
+    counted_families: np.ndarray | None = None
+    # Families the grid does not count (suppressed cells), placed by the choice rule;
+    # ``None``: ``CityConfig.n_families`` (the synthetic city).
+    n_imputed: int | None = None
+    renewal_area: np.ndarray | None = None  # int (n_cells,) renewal polygon index, -1 none
 
     @property
     def n_cells(self) -> int:
@@ -69,6 +83,49 @@ class City:
     def renewal_cell(self) -> np.ndarray:
         """Bool (n_cells,): the cell lies in an urban-renewal district."""
         return np.where(self.district >= 0, self.renewal[np.maximum(self.district, 0)], False)
+
+    def n_by_choice(self, cfg: CityConfig) -> int:
+        """Initial families placed by the residential choice rule (not counted by a grid)."""
+        return cfg.n_families if self.n_imputed is None else self.n_imputed
+
+    def initial_families(self, cfg: CityConfig) -> int:
+        """Initial families in all: counted by a grid plus placed by the choice rule.
+
+        ``cfg.n_families`` for the synthetic city; levers scale Helsinki-size budgets by it.
+        """
+        counted = 0 if self.counted_families is None else len(self.counted_families)
+        return counted + self.n_by_choice(cfg)
+
+    def map_xy(self, col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map coordinates of grid positions (cell centres at integers).
+
+        Metres in ``crs`` for a real city; the grid positions themselves for the synthetic one.
+        """
+        if not self.crs:
+            return np.asarray(col, dtype=float), np.asarray(row, dtype=float)
+        m = self.cell_km * 1000.0
+        col, row = np.asarray(col), np.asarray(row)
+        return self.origin[0] + (col + 0.5) * m, self.origin[1] - (row + 0.5) * m
+
+    def label(self, kind: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Source ids and names of the first ``n`` units or areas of a kind.
+
+        Args:
+            kind: ``school`` (lower then upper), ``daycare``, ``district``,
+                ``renewal_area`` or ``cell`` (blank).
+            n: Number wanted; units added later (levers) get the synthetic labels.
+
+        Returns:
+            Two string arrays (ids, names) of length ``n``.
+        """
+        if kind == "cell":  # model cells are resampled: located by ``map_xy``, not named
+            return np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+        unit = kind in KINDS
+        default_ids = unit_ids(kind, range(n)) if unit else [str(i) for i in range(n)]
+        default_names = default_ids if unit else [f"{kind} {i}" for i in range(n)]
+        ids, names = self.labels.get(kind, ([], []))
+        return (np.array(list(ids[:n]) + default_ids[len(ids):], dtype=object),
+                np.array(list(names[:n]) + default_names[len(names):], dtype=object))
 
 
 def _kmeans(

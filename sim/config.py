@@ -31,15 +31,36 @@ from omegaconf.errors import OmegaConfBaseException
 N_SES = 3
 N_LANG = 2
 N_TENURE = 3
-PRESETS = ("small", "helsinki")
+PRESETS = ("small", "helsinki", "from_files")
+CITY_FILES = ("grid", "catchments_lower", "catchments_upper", "districts", "renewal", "schools",
+              "daycares")
+OPTIONAL_CITY_FILES = ("renewal",)  # a city may have no urban-renewal areas
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass
 class CityConfig:
-    """Synthetic Helsinki-like city. Defaults are the ``small`` preset."""
+    """The model city. Defaults are the synthetic ``small`` preset.
+
+    ``preset=from_files`` builds the city from real data files instead (``sim.geodata``); the
+    file keys below are used only then, and the synthetic layout keys (width, height,
+    n_families, counts of districts and units, sea_share) are ignored: they come from the
+    files. Shares and slack factors still fill in what the files do not give.
+    """
 
     preset: str = "small"
+    # Real-geography input files (preset from_files; README "Real geography"). Empty: unused.
+    grid: str = ""  # population grid, CSV or GeoPackage (Statistics Finland 250 m style)
+    catchments_lower: str = ""  # grades 1-6 catchment polygons, GeoJSON or GeoPackage
+    catchments_upper: str = ""  # grades 7-9 catchment polygons
+    districts: str = ""  # (sub-)district polygons
+    renewal: str = ""  # urban-renewal area polygons (optional)
+    schools: str = ""  # school locations, CSV or GeoJSON
+    daycares: str = ""  # daycare locations, CSV or GeoJSON
+    # The one school network the model runs (catchments and schools of the other language
+    # are left out); the Finnish-language network serves most of Helsinki's pupils.
+    # Assumption.
+    school_language: str = "fi"
     # The city is generated from its own seed, not the run seed: replicates and scenarios of
     # a study share one city (ids of schools, cells and districts mean the same places).
     # Vary it to check that results do not hinge on one synthetic layout. Assumption.
@@ -452,6 +473,18 @@ class _Checker:
             self.fail(key, value, "shares that sum to 1")
 
 
+def _check_city_files(c: _Checker, city: CityConfig) -> None:
+    """File keys: all required with ``preset=from_files``, none allowed otherwise."""
+    if city.school_language not in ("fi", "sv"):
+        c.fail("city.school_language", city.school_language, "'fi' or 'sv'")
+    for key in CITY_FILES:
+        path = getattr(city, key)
+        if city.preset != "from_files" and path:
+            c.fail(f"city.{key}", path, "'' unless city=from_files")
+        if city.preset == "from_files" and not path and key not in OPTIONAL_CITY_FILES:
+            c.fail(f"city.{key}", path, "a file path with city=from_files")
+
+
 def validate(cfg: Config | DictConfig | dict) -> Config:
     """Check ranges and cross-field rules of a whole config tree.
 
@@ -472,6 +505,7 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     c = _Checker(obj)
     if obj.city.preset not in PRESETS:
         c.fail("city.preset", obj.city.preset, f"one of {list(PRESETS)}")
+    _check_city_files(c, obj.city)
     for key in ("seed", "city.seed"):
         if not isinstance(c.get(key), int) or c.get(key) < 0:
             c.fail(key, c.get(key), "a non-negative integer")

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from sim.io import atomic_write  # noqa: E402
-from sim.units import SCHOOL, unit_id  # noqa: E402
+from sim.units import add_labels  # noqa: E402
 
 if TYPE_CHECKING:
     from sim.city import City
@@ -63,6 +63,19 @@ def border_segments(labels: np.ndarray, city: City) -> list:
 SEA, EMPTY = "#b0bec5", "white"
 
 
+def to_map(segments: list, city: City) -> np.ndarray:
+    """Segments from image (grid) coordinates to map coordinates (``City.map_xy``)."""
+    seg = np.asarray(segments, dtype=float).reshape(-1, 2, 2)
+    return np.stack(city.map_xy(seg[..., 0], seg[..., 1]), axis=-1)
+
+
+def map_extent(city: City) -> tuple[float, float, float, float]:
+    """``imshow`` extent (left, right, bottom, top) of the grid in map coordinates."""
+    left, top = city.map_xy(-0.5, -0.5)
+    right, bottom = city.map_xy(city.width - 0.5, city.height - 0.5)
+    return float(left), float(right), float(bottom), float(top)
+
+
 def run_label(model: SegregationModel) -> str:
     """One line naming the run, for figure titles."""
     cfg = model.cfg
@@ -99,26 +112,37 @@ def draw_map(model: SegregationModel, ax: plt.Axes, labels: np.ndarray, title: s
     """
     c = model.city
     sea = (~c.land).reshape(c.width, c.height).T
-    ax.imshow(np.where(sea, 1.0, np.nan), cmap=ListedColormap([SEA]), vmin=0, vmax=1)
-    im = ax.imshow(status_grid(model), cmap="RdYlBu", vmin=0, vmax=2)
-    ax.add_collection(LineCollection(border_segments(labels, c), colors="black", lw=1.2))
+    ext = map_extent(c)  # real coordinates (m) for a city read from files
+    ax.imshow(np.where(sea, 1.0, np.nan), cmap=ListedColormap([SEA]), vmin=0, vmax=1,
+              extent=ext)
+    im = ax.imshow(status_grid(model), cmap="RdYlBu", vmin=0, vmax=2, extent=ext)
+    ax.add_collection(LineCollection(to_map(border_segments(labels, c), c), colors="black",
+                                     lw=1.2))
     ren = np.where(model.renewal_cell, 1, 0)
-    ax.add_collection(LineCollection(border_segments(ren, c), colors="magenta", lw=2.2))
+    ax.add_collection(LineCollection(to_map(border_segments(ren, c), c), colors="magenta",
+                                     lw=2.2))
     sch = model.schools
+    unit_ids, _ = c.label("school", len(sch.cell))
     for lev, marker in ((0, "o"), (1, "s")):
         if level is not None and lev != level:
             continue
         ids = np.flatnonzero((sch.level == lev) & sch.open)
-        x, y = np.divmod(sch.cell[ids], c.height)
+        x, y = c.map_xy(*np.divmod(sch.cell[ids], c.height))
         ax.scatter(x, y, marker=marker, s=26, c="white", edgecolors="black", linewidths=0.8,
                    zorder=3)
         if len(sch.cell) <= 40:  # ids readable only on small cities
             for i, xx, yy in zip(ids, x, y, strict=True):
-                ax.annotate(unit_id(SCHOOL, i), (xx, yy), xytext=(3, 3), textcoords="offset points",
+                ax.annotate(unit_ids[i], (xx, yy), xytext=(3, 3), textcoords="offset points",
                             fontsize=6)
     ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    if c.crs:
+        ax.set_xlabel(f"easting (m, {c.crs})", fontsize=8)
+        ax.set_ylabel(f"northing (m, {c.crs})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.ticklabel_format(style="plain", useOffset=False)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
     return im
 
 
@@ -140,7 +164,7 @@ def draw_all(model: SegregationModel, metrics: pd.DataFrame, out: Path) -> list[
     paths.append(out / "map_status_catchments.png")
     _save(fig, paths[-1])
 
-    units = model.recorder.unit_frames[-1]
+    units = add_labels(model.recorder.unit_frames[-1], model, "index")
     sch = units[units["kind"].str.startswith("school") & (units["enrolled"] > 0)].copy()
     tot = sch[["enrol_ses0", "enrol_ses1", "enrol_ses2"]].sum(axis=1).clip(lower=1)
     sch = sch.assign(low=sch["enrol_ses0"] / tot, mid=sch["enrol_ses1"] / tot,
@@ -161,7 +185,7 @@ def draw_all(model: SegregationModel, metrics: pd.DataFrame, out: Path) -> list[
     ax.text(n_lower + (len(sch) - n_lower) / 2 - 0.5, 1.02, "grades 7-9", ha="center",
             fontsize=9)
     step = max(1, len(sch) // 60)
-    ax.set_xticks(xs[::step], sch["unit_id"].to_numpy()[::step], rotation=90, fontsize=7)
+    ax.set_xticks(xs[::step], sch["name"].to_numpy()[::step], rotation=90, fontsize=7)
     ax.set_xlim(-0.6, len(sch) - 0.4)
     ax.set_ylim(0, 1.08)
     ax.set_xlabel("school (sorted by share of low-status pupils within each level)")

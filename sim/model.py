@@ -27,8 +27,9 @@ from tqdm import tqdm
 
 from agents import Daycare, Family, School
 from sim import kernels as numba_kernels
-from sim.city import City, generate_city
+from sim.city import City
 from sim.config import Config, config_from_params, validate
+from sim.geodata import build_city
 from sim.kernels import youngest_age
 from sim.ledger import Ledger
 from sim.metrics import YearRecorder, record
@@ -117,7 +118,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         self.streams = Streams(cfg.seed)
         self.ledger = Ledger()
         self.funding_sources: dict[str, dict] = {kind: {} for kind in KINDS}
-        self.city: City = generate_city(cfg.city)
+        self.city: City = build_city(cfg.city)
         self._build_grid()
         self._build_units()
         cap = int(cfg.city.n_families * 1.4) + 16

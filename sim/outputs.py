@@ -28,12 +28,12 @@ from omegaconf import OmegaConf
 from sim.config import as_dict
 from sim.figures import draw_all
 from sim.io import write_parquet, write_text
+from sim.units import add_labels
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
 
 PACKAGES = ("mesa", "numpy", "numba", "pandas", "pyarrow", "hydra-core", "matplotlib")
-
 
 def git_hash() -> str:
     """Commit of the source tree, or ``"unknown"`` outside a git checkout."""
@@ -88,8 +88,10 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> P
     write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)), run_dir / "config.yaml")
     metrics = model.recorder.metrics_frame()
     write_parquet(metrics, run_dir / "metrics.parquet")
-    write_parquet(model.recorder.units_frame(), run_dir / "units.parquet")
-    write_parquet(model.recorder.areas_frame(), run_dir / "areas.parquet")
+    write_parquet(add_labels(model.recorder.units_frame(), model, "index"),
+                  run_dir / "units.parquet")
+    write_parquet(add_labels(model.recorder.areas_frame(), model, "area_id"),
+                  run_dir / "areas.parquet")
     if figures:
         draw_all(model, metrics, run_dir / "figures")
     final = metrics.iloc[-1].to_dict()
@@ -103,6 +105,10 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> P
         "lever_results": [lever.results() for lever in model.levers],
         "final": {k: (None if pd.isna(v) else float(v)) for k, v in final.items()},
         "config": cfg,
+        # Where the grid lies: cell c is column c // height, row c % height (City.map_xy).
+        "geography": {"crs": model.city.crs, "origin": list(model.city.origin),
+                      "width": model.city.width, "height": model.city.height,
+                      "cell_size_m": model.city.cell_km * 1000.0},
     }
     write_text(json.dumps(summary, indent=2, sort_keys=True), run_dir / "summary.json")
     return run_dir

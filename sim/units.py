@@ -8,8 +8,13 @@ This module is the one place that formats and parses them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from sim.model import SegregationModel
 
 SCHOOL, DAYCARE = "school", "daycare"
 KINDS = (SCHOOL, DAYCARE)
@@ -106,3 +111,38 @@ class Daycares:
         return cls(cell=cell, private=private, capacity=np.zeros(n, dtype=np.int64),
                    quality=quality, rep_comp=np.zeros(n), rep_perceived=np.zeros((2, n)),
                    resources=np.ones(n), needs_funding=np.zeros(n), trust=np.zeros(n))
+
+
+# Units-table kind -> label kind of ``City.label`` (area kinds are the same).
+LABEL_KIND = {"school_lower": "school", "school_upper": "school", "daycare_municipal": "daycare",
+              "daycare_private": "daycare"}
+
+
+def add_labels(df: pd.DataFrame, model: SegregationModel, index_col: str) -> pd.DataFrame:
+    """Insert ``source_id`` and ``name`` columns after ``index_col``.
+
+    They are the units' and areas' ids and names in the input data (cities read from files)
+    or their synthetic labels (``City.label``); a catchment carries its school's.
+
+    Args:
+        df: A units or areas table with ``kind`` and ``index_col`` columns.
+        model: The model that wrote it (for the schools of each catchment).
+        index_col: ``index`` (units) or ``area_id`` (areas).
+
+    Returns:
+        A copy of ``df`` with the two columns.
+    """
+    ids, names = np.empty(len(df), dtype=object), np.empty(len(df), dtype=object)
+    for kind, rows in df.groupby("kind", sort=False).indices.items():
+        idx = df[index_col].to_numpy()[rows]
+        if kind in ("catchment_lower", "catchment_upper"):  # k-th school of the level
+            idx = model.level_ids(int(kind == "catchment_upper"))[idx]
+            kind = "school"
+        n = len(model.schools.cell) if kind == "school" else int(idx.max()) + 1
+        kind_ids, kind_names = model.city.label(LABEL_KIND.get(kind, kind), n)
+        ids[rows], names[rows] = kind_ids[idx], kind_names[idx]
+    out = df.copy()
+    pos = out.columns.get_loc(index_col) + 1
+    out.insert(pos, "source_id", ids)
+    out.insert(pos + 1, "name", names)
+    return out

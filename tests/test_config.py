@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from sim.config import PRESETS, Config, as_dict, flat_fields, load_config, to_object, validate
+from sim.geo_sample import SAMPLE_DIR, SAMPLE_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +41,7 @@ def case(override: str, shown: str, allowed: str, *extra: str):
 # (override list, "key=value" as the message shows it, the allowed values in the message)
 VALIDATE_CASES = [
     # ----------------------------------------------------------------- top level
-    case("city.preset=foo", "city.preset='foo'", "one of ['small', 'helsinki']"),
+    case("city.preset=foo", "city.preset='foo'", "one of ['small', 'helsinki', 'from_files']"),
     case("seed=-1", "seed=-1", "a non-negative integer"),
     case("city.seed=-2", "city.seed=-2", "a non-negative integer"),
     case("behaviour.preferences.n_local_candidates=-1",
@@ -219,7 +220,8 @@ def test_validate_on_dataclass_and_dict_gives_same_message():
 @pytest.mark.parametrize(
     ("overrides", "parts"),
     [
-        pytest.param(["city=foo"], ["city='foo' is not a preset; allowed: small, helsinki"],
+        pytest.param(["city=foo"],
+                     ["city='foo' is not a preset; allowed: small, helsinki, from_files"],
                      id="city=foo"),
         pytest.param(["seed=1", "city=foo"], ["city='foo' is not a preset"], id="city=foo-late"),
         pytest.param(["nosuch=1"], ["Could not override 'nosuch'", "nosuch=1"], id="unknown-key"),
@@ -251,9 +253,16 @@ def test_defaults_validate():
     assert load_config(None) == Config()
 
 
+def preset_overrides(preset: str) -> list[str]:
+    """Select a preset; ``from_files`` also needs its files (the shipped sample)."""
+    if preset != "from_files":
+        return [f"city={preset}"]
+    return ["city=from_files", *(f"city.{k}={SAMPLE_DIR / v}" for k, v in SAMPLE_FILES.items())]
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_presets_validate(preset):
-    cfg = load_config([f"city={preset}"])
+    cfg = load_config(preset_overrides(preset))
     assert cfg.city.preset == preset
     assert validate(as_dict(cfg)) == cfg  # round trip through a plain dict
     # every behavioural default is the schema default: presets only change the city
@@ -271,7 +280,7 @@ def test_every_schema_default_is_valid_for_each_preset():
     """Setting any single key to its own schema default keeps each preset valid."""
     defaults = flat_fields(Config())
     for preset in PRESETS:
-        base = as_dict(load_config([f"city={preset}"]))
+        base = as_dict(load_config(preset_overrides(preset)))
         for key, value in defaults.items():
             if key.startswith("city.") or key == "scenario":
                 continue  # city keys are the preset's; scenario is filled by its group

@@ -17,12 +17,14 @@ NEW_FAMILY_DRAWS = 14  # uniforms per new family (see ``new_families``)
 
 
 def new_families(model: SegregationModel, n: int, stream: str, foreign_share: float,
-                 year: int, youngest_decay: float) -> tuple[np.ndarray, np.ndarray]:
+                 year: int, youngest_decay: float, ses_lang: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Create ``n`` unhoused families with children.
 
     Every family's attributes come from its own row of a fixed-width block of uniforms,
     so the k-th new family is the same whatever the number of new families (common
-    random numbers across scenarios).
+    random numbers across scenarios). ``ses_lang`` (n, 2) gives status and language where
+    they are known (families counted in a real city's grid).
 
     Returns:
         The new family slots and a random key per family (their order of house-hunting).
@@ -34,6 +36,8 @@ def new_families(model: SegregationModel, n: int, stream: str, foreign_share: fl
     lang = (u[:, 0] < foreign_share).astype(np.int64)
     cum = np.cumsum([cfg.city.ses_shares_native, cfg.city.ses_shares_foreign], axis=1)
     ses = np.minimum((u[:, 1, None] >= cum[lang]).sum(1), 2)
+    if ses_lang is not None:
+        ses, lang = ses_lang[:, 0], ses_lang[:, 1]
     mean = np.asarray(sc.info_mean)[lang]
     k = sc.info_concentration
     f.ses[slots], f.lang[slots] = ses, lang
@@ -101,15 +105,36 @@ def house(model: SegregationModel, slots: np.ndarray, keys: np.ndarray,
     return ok
 
 
+def house_counted_families(model: SegregationModel) -> None:
+    """Create the families a real city's grid counts, each in its own cell and tenure.
+
+    Their status and language come from the grid (``City.counted_families``: cell, tenure,
+    status, language); children, parents' ages and the rest are drawn as for any new family
+    (stream ``init_families_grid``). The synthetic city counts none.
+    """
+    known = model.city.counted_families
+    if known is None or not len(known):
+        return
+    slots, _ = new_families(model, len(known), "init_families_grid", 0.0, 0,
+                            model.cfg.behaviour.demography.youngest_decay,
+                            ses_lang=known[:, 2:4])
+    model.families.cell[slots], model.families.tenure[slots] = known[:, 0], known[:, 1]
+    model.add_family_agents(slots)
+
+
 def initial_population(model: SegregationModel) -> None:
     """Set-up: the initial families, sorted into the city by the same choice rule as moves.
+
+    Families a real city's grid counts are placed where it counts them first; the others
+    (all of the synthetic city's) choose their dwellings.
 
     Children in early childhood education are drawn at the participation targets
     (``ecec_participation_*`` in targets.csv), from the cumulative yearly joining rates.
     """
     cfg = model.cfg
     rng = model.streams.get("init_population")
-    slots, keys = new_families(model, cfg.city.n_families, "init_families",
+    house_counted_families(model)
+    slots, keys = new_families(model, model.city.n_by_choice(cfg.city), "init_families",
                                cfg.city.foreign_share, 0,
                                cfg.behaviour.demography.youngest_decay)
     house(model, slots, keys, "init_housing")
