@@ -68,6 +68,10 @@ class City:
     # ``None``: ``CityConfig.n_families`` (the synthetic city).
     n_imputed: int | None = None
     renewal_area: np.ndarray | None = None  # int (n_cells,) renewal polygon index, -1 none
+    # Seats from the school and daycare registers (lower units, then upper; daycares), NaN
+    # where a register gives none: those units get seats from the initial demand.
+    school_capacity: np.ndarray | None = None
+    daycare_capacity: np.ndarray | None = None
 
     @property
     def n_cells(self) -> int:

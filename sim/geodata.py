@@ -45,6 +45,7 @@ from scipy.spatial import cKDTree
 from sim.city import OWNER, PRIVATE, SOCIAL, City, generate_city
 from sim.config import CityConfig
 from sim.rng import Streams
+from sim.units import LEVEL_AGES, LOWER, UPPER
 
 try:
     import geopandas as gpd
@@ -460,6 +461,7 @@ class _Units:
     y: np.ndarray
     levels: list[tuple[int, ...]]  # schools: levels served
     flag: np.ndarray  # schools: emphasised class; daycares: private
+    capacity: np.ndarray  # seats from the register, NaN where not given
 
 
 def _points(path: str | Path) -> gpd.GeoDataFrame:
@@ -475,10 +477,29 @@ def _points(path: str | Path) -> gpd.GeoDataFrame:
     return gdf
 
 
-def _units(gdf: gpd.GeoDataFrame, levels: list, flag: np.ndarray) -> _Units:
+def _capacity(path: str | Path, gdf: gpd.GeoDataFrame) -> np.ndarray:
+    """Seats per unit from a ``capacity`` column (NaN where blank or absent).
+
+    Raises:
+        ValueError: A capacity that is not a whole number of seats >= 1.
+    """
+    cap = _prop(gdf, ("capacity", "kapasiteetti"))
+    if cap is None:
+        return np.full(len(gdf), np.nan)
+    num = pd.to_numeric(cap.where(cap != ""), errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero((cap != "").to_numpy() & ~(num >= 1) | (num % 1 > 0))
+    if len(bad):
+        raise _bad(path, _feature(gdf, bad[0]),
+                   f"capacity={cap.iloc[bad[0]]!r} is not a whole number of seats >= 1")
+    return num
+
+
+def _units(path: str | Path, gdf: gpd.GeoDataFrame, levels: list,
+           flag: np.ndarray) -> _Units:
     pts = gdf.geometry.to_crs(MODEL_CRS).to_numpy()
     return _Units(ids=list(gdf["id"]), names=list(gdf["name"]), x=shapely.get_x(pts),
-                  y=shapely.get_y(pts), levels=levels, flag=flag)
+                  y=shapely.get_y(pts), levels=levels, flag=flag,
+                  capacity=_capacity(path, gdf))
 
 
 def read_schools(path: str | Path, language: str) -> _Units:
@@ -498,7 +519,7 @@ def read_schools(path: str | Path, language: str) -> _Units:
     emph = _prop(gdf, ("emphasis", "painotus"), default="")
     flag = (np.zeros(len(gdf), dtype=bool) if emph is None
             else ~emph.str.lower().isin(["", "0", "false", "no"]).to_numpy())
-    return _units(gdf, [LEVELS[v] for v in level.str.lower()], flag)
+    return _units(path, gdf, [LEVELS[v] for v in level.str.lower()], flag)
 
 
 def read_daycares(path: str | Path) -> _Units:
@@ -510,12 +531,12 @@ def read_daycares(path: str | Path) -> _Units:
     gdf = _points(path)
     prov = _prop(gdf, ("provider", "yllapitaja"), default="municipal")
     if prov is None:
-        return _units(gdf, [()] * len(gdf), np.zeros(len(gdf), dtype=bool))
+        return _units(path, gdf, [()] * len(gdf), np.zeros(len(gdf), dtype=bool))
     bad = np.flatnonzero(~prov.str.lower().isin(["municipal", "private"]).to_numpy())
     if len(bad):
         raise _bad(path, _feature(gdf, bad[0]),
                    f"provider={prov.iloc[bad[0]]!r} is not municipal or private")
-    return _units(gdf, [()] * len(gdf), (prov.str.lower() == "private").to_numpy())
+    return _units(path, gdf, [()] * len(gdf), (prov.str.lower() == "private").to_numpy())
 
 
 # ---------------------------------------------------------------------------- the city
@@ -846,9 +867,24 @@ def read_city(cfg: CityConfig) -> City:
         lower_cells=school_cell[lower], upper_cells=school_cell[upper],
         lower_emphasis=schools.flag[lower], upper_emphasis=schools.flag[upper],
         daycare_cells=snap(daycares), daycare_private=daycares.flag,
+        school_capacity=np.concatenate([_level_seats(schools, lower, LOWER),
+                                        _level_seats(schools, upper, UPPER)]),
+        daycare_capacity=daycares.capacity,
         centre=int(np.argmax(price)), crs=MODEL_CRS, origin=(r.west, r.north), labels=labels,
         counted_families=families, n_imputed=n_imputed, renewal_area=renewal_area,
     )
+
+
+def _level_seats(schools: _Units, idx: np.ndarray, level: int) -> np.ndarray:
+    """Register seats of the ``idx`` schools' units of one level (NaN where not given).
+
+    A school with both levels has one unit per level; its seats are split by the number of
+    grades (6 lower, 3 upper).
+    """
+    both = np.array([len(schools.levels[i]) > 1 for i in idx], dtype=bool)
+    grades = [hi - lo + 1 for lo, hi in LEVEL_AGES]
+    share = np.where(both, grades[level] / sum(grades), 1.0)
+    return np.round(schools.capacity[idx] * share)
 
 
 # ---------------------------------------------------------------------------- writing files

@@ -129,6 +129,18 @@ def test_sample_run_writes_every_output_with_real_ids(tmp_path: Path,
     assert geo["crs"] == "EPSG:3067" and geo["origin"] == [390000.0, 6681000.0]
 
 
+def test_register_capacities_are_the_seats() -> None:
+    model = SegregationModel(sample_config(SAMPLE, "years=1"))
+    ids, _ = model.city.label("school", len(model.schools.cell))
+    seats = dict(zip(ids, model.schools.design_capacity.tolist(), strict=True))
+    # K1-K5 as in schools.csv; K7 serves both levels: 200 seats split 6 : 3 by grades.
+    assert [seats[k] for k in ("K1", "K2", "K3", "K4", "K5")] == [380, 420, 300, 500, 450]
+    k7 = [v for k, v in zip(ids, model.schools.design_capacity, strict=True) if k == "K7"]
+    assert sorted(k7) == [67, 133]
+    # No daycare seats in the register: they come from the initial demand.
+    assert (model.daycares.capacity >= 8).all()
+
+
 def test_catchments_keep_their_schools_labels_after_a_school_is_added(tmp_path: Path) -> None:
     model = SegregationModel(sample_config(SAMPLE, "years=1"))
     new = model.open_school(int(model.city.lower_cells[0]), 0, 100)
@@ -309,6 +321,12 @@ BAD = [
                  "level='middle' is not one of", id="unknown-level"),
     pytest.param("schools", set_cell("id", "K1"), "line 5 id=K1 name=Kuusikon yläkoulu: "
                  "duplicate id", id="duplicate-id"),
+    pytest.param("schools", set_cell("capacity", "lots"), "line 5 id=K4 name=Kuusikon "
+                 "yläkoulu: capacity='lots' is not a whole number of seats >= 1",
+                 id="non-numeric-capacity"),
+    pytest.param("schools", set_cell("capacity", "-5"), "line 5 id=K4 name=Kuusikon "
+                 "yläkoulu: capacity='-5' is not a whole number of seats >= 1",
+                 id="negative-capacity"),
     pytest.param("daycares", church_daycare, "feature 2 id=P3 name=Päiväkoti Ranta: "
                  "provider='church' is not municipal or private", id="unknown-provider"),
     pytest.param("daycares", empty_features, "empty file (no features)", id="empty-geojson"),
