@@ -2,15 +2,19 @@
 
 ``python -m experiments.compare scenarios='[baseline,tp_funding,engagement]' replicates=8
 years=20`` runs every scenario with the same replicate seeds (replicate r uses
-``seed + r`` in every scenario), in parallel on the available cores, and writes to its run
-directory:
+``seed + r`` in every scenario) through the evaluation layer (``sim.evaluation``: in
+parallel on the available cores by default, or ``evaluation.backend=serial|hydra``; finished
+chunks are skipped when the same command is run again), and writes to its run directory:
 
 * ``effects.csv``: paired differences against the baseline for the key metrics at every
   year, ``scenario, metric, year, baseline_mean, scenario_mean, mean_diff, ci_low, ci_high,
   n_replicates`` (95% t-intervals over replicates);
 * ``replicates.parquet``: the raw per-replicate metrics (one row per scenario, replicate and
   year);
-* ``report.html``: a self-contained report for non-modellers (``experiments.report``).
+* ``report.html``: a self-contained report for non-modellers (``experiments.report``);
+* ``config.yaml``, ``provenance.json``: the resolved comparison config, package versions and
+  git state; ``chunks/``: the runs' results (``python -m experiments.collect <dir>`` rebuilds
+  the outputs from them).
 
 Any model parameter can be overridden as in ``experiments.run`` (``city=helsinki``,
 ``behaviour.school.enabled=false``...); they apply to every scenario.
@@ -18,10 +22,9 @@ Any model parameter can be overridden as in ``experiments.run`` (``city=helsinki
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +36,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
+from experiments.report import write_report
+from experiments.tasks import run_scenario_task
+from scenarios.base import build_levers
 from sim.config import CONF_DIR, Config, as_dict, validate
-from sim.outputs import remove_if_empty
+from sim.evaluation import EvaluationConfig, Study, evaluate, load, load_context
+from sim.model import SegregationModel
+from sim.outputs import atomic_write, remove_if_empty, write_parquet, write_provenance
 
 KEY_METRICS = (
     "seg_school_ses_H", "seg_school_lang_H", "seg_res_ses_H", "seg_res_lang_H",
@@ -51,8 +59,8 @@ class CompareConfig(Config):
     scenarios: list[str] = field(default_factory=lambda: ["baseline", "tp_funding",
                                                           "engagement"])
     replicates: int = 8  # assumption: enough for 95% intervals on paired differences
-    n_jobs: int = 0  # parallel processes; 0 = all cores
     horizons: list[int] = field(default_factory=lambda: [10, 20])
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
 ConfigStore.instance().store(name="compare_base", node=CompareConfig)
@@ -90,7 +98,7 @@ def scenario_config(base: Config, name: str) -> Config:
 def split(cfg: CompareConfig) -> tuple[Config, dict[str, Any]]:
     """Separate the model config from the comparison settings, and check the latter."""
     d = as_dict(cfg)
-    opts = {k: d.pop(k) for k in ("scenarios", "replicates", "n_jobs", "horizons")}
+    opts = {k: d.pop(k) for k in ("scenarios", "replicates", "horizons", "evaluation")}
     if not opts["scenarios"] or opts["scenarios"][0] != "baseline":
         raise ValueError(f"scenarios={opts['scenarios']!r} is not allowed; expected a list "
                          "starting with baseline")
@@ -107,43 +115,11 @@ def check_levers(cfgs: dict[str, Config]) -> None:
     Unknown school ids or overlapping shared catchments then fail before any run starts or
     any file is written.
     """
-    from sim.model import SegregationModel
-
     for name, cfg in cfgs.items():
         try:
-            SegregationModel(cfg)
+            SegregationModel(cfg, levers=build_levers(cfg.scenario.levers, f"scenario {name}"))
         except ValueError as exc:
             raise ValueError(f"scenario {name}: {exc}") from exc
-
-
-def run_one(cfg: Config, replicate: int) -> dict[str, Any]:
-    """One replicate of one scenario; returns its metrics and what the report maps need."""
-    from sim.metrics import counts
-    from sim.model import SegregationModel
-
-    def families_by_status(m: SegregationModel) -> np.ndarray:
-        f = m.families
-        a = f.active & (f.cell >= 0)
-        return counts(f.cell[a], f.ses[a], m.city.n_cells, 3)
-
-    logging.getLogger("MESA").setLevel(logging.WARNING)
-    model = SegregationModel(cfg)
-    catch0 = (model.city.catchment_lower.copy(), model.city.catchment_upper.copy())
-    status0 = families_by_status(model)
-    model.run()
-    df = model.recorder.metrics_frame()
-    df.insert(0, "replicate", replicate)
-    df.insert(0, "seed", cfg.seed)
-    df.insert(0, "scenario", cfg.scenario.name)
-    return {
-        "scenario": cfg.scenario.name, "replicate": replicate, "metrics": df,
-        "status0": status0, "status": families_by_status(model),
-        "catchments0": catch0,
-        "catchments": (model.city.catchment_lower.copy(), model.city.catchment_upper.copy()),
-        "shared": model.shared_cell.copy(),
-        "levers": [repr(lv) for lv in model.levers],
-        "description": cfg.scenario.description,
-    }
 
 
 def paired_effects(raw: pd.DataFrame, metrics: tuple[str, ...] = KEY_METRICS) -> pd.DataFrame:
@@ -189,32 +165,54 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
 
     Returns:
         The paths written and the effects table.
+
+    Raises:
+        ValueError: A config or scenario error (before anything runs), or chunks that failed
+            or did not finish (named by id; re-running the command runs only those).
     """
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
-
-    from experiments.report import write_report
-    from sim.outputs import atomic_write, write_parquet
-
     base, opts = split(cfg)
     cfgs = [scenario_config(base, name) for name in opts["scenarios"]]
     scen_cfgs = {c.scenario.name: c for c in cfgs}
     if len(scen_cfgs) != len(cfgs):
         raise ValueError(f"scenarios={opts['scenarios']!r}: two scenarios share a name")
-    opts["scenarios"] = list(scen_cfgs)
     check_levers(scen_cfgs)
-    tasks = [(replace(scen_cfgs[name], seed=base.seed + r), r)
-             for name in opts["scenarios"] for r in range(opts["replicates"])]
-    n_jobs = opts["n_jobs"] or -1
-    gen = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(run_one)(c, r) for c, r in tasks)
-    results = list(tqdm(gen, total=len(tasks), desc="runs", disable=not progress))
-    raw = pd.concat([r["metrics"] for r in results], ignore_index=True)
+    shared = as_dict(base)
+    shared.pop("scenario")
+    context = {"config": shared, "maps": True,
+               "scenarios": {n: as_dict(c)["scenario"] for n, c in scen_cfgs.items()}}
+    tasks = [{"scenario": name, "seed": base.seed + r, "replicate": r}
+             for name in scen_cfgs for r in range(opts["replicates"])]
+    write_provenance(out_dir, as_dict(cfg))
+    study = evaluate(run_scenario_task, context, tasks, out_dir,
+                     EvaluationConfig(**opts["evaluation"]), progress)
+    return finish(study)
+
+
+def finish(study: Study) -> dict[str, Any]:
+    """Write the comparison's outputs from its finished chunks.
+
+    Raises:
+        ValueError: If chunks failed or are missing (named by id).
+    """
+    if not study.complete:
+        raise ValueError(f"{study.root}: {study.summary()}; run the same command again to "
+                         "compute what is missing")
+    cfg = OmegaConf.load(study.root / "config.yaml")
+    base, opts = split(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CompareConfig),
+                                                           cfg)))
+    opts["scenarios"] = list(load_context(study.root)["scenarios"])
+    raw = study.table()
     effects = paired_effects(raw)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_parquet(raw, out_dir / "replicates.parquet")
-    atomic_write(out_dir / "effects.csv", lambda p: effects.to_csv(p, index=False))
-    report = write_report(results, raw, effects, opts, base, out_dir / "report.html")
+    write_parquet(raw, study.root / "replicates.parquet")
+    atomic_write(study.root / "effects.csv", lambda p: effects.to_csv(p, index=False))
+    report = write_report(list(study.extras()), raw, effects, opts, base,
+                          study.root / "report.html")
     return {"effects": effects, "report": report, "raw": raw}
+
+
+def collect(out_dir: Path) -> dict[str, Any]:
+    """Rebuild a comparison folder's outputs from its chunk files."""
+    return finish(load(out_dir))
 
 
 @hydra.main(config_path="../conf", config_name="compare", version_base="1.3")

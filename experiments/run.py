@@ -6,9 +6,13 @@ Examples:
     python -m experiments.run --multirun seed=1,2,3
 
 The run directory (Hydra's ``hydra.run.dir``) receives the files listed in ``sim.outputs``.
-A run whose directory already holds ``summary.json`` with the same config is skipped, so an
-interrupted sweep with a fixed ``hydra.sweep.dir`` can simply be started again; a finished
-run with another config is never overwritten.
+A sweep (``--multirun``) names each run's folder by its overrides (``seed=2,years=10``), so a
+folder always means the same run whatever the order of the sweep's values; the sweep folder
+gets ``config.yaml`` and ``provenance.json``. A run whose folder already holds
+``summary.json`` with the same config is skipped, so an interrupted sweep with a fixed
+``hydra.sweep.dir`` can simply be started again. A finished run with another config is never
+overwritten: a single run stops with an error; in a sweep that job is reported as failed and
+the other jobs still run.
 
 """
 
@@ -22,41 +26,70 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from sim.config import as_dict, validate
-from sim.outputs import remove_if_empty
+from scenarios.base import build_levers
+from sim.config import Config, as_dict, set_path, validate
+from sim.model import SegregationModel
+from sim.outputs import is_complete, remove_if_empty, write_provenance, write_run
+
+
+def already_done(run_dir: Path, cfg: Config) -> bool:
+    """True if ``run_dir`` holds this run, finished.
+
+    Raises:
+        ValueError: If it holds a finished run with another config.
+    """
+    if not is_complete(run_dir):
+        return False
+    done = json.loads((run_dir / "summary.json").read_text())["config"]
+    now = as_dict(cfg)
+    done.pop("output", None), now.pop("output", None)  # how it is shown does not matter
+    if done != now:
+        raise ValueError(f"{run_dir} already holds a finished run with another config; "
+                         "choose another hydra.run.dir (hydra.sweep.dir for a sweep)")
+    return True
+
+
+def sweep_config(cfg: Config, overrides: list[str]) -> dict:
+    """The config shared by a sweep's jobs: a job's config with the swept keys blanked."""
+    d = as_dict(cfg)
+    for ov in overrides:
+        key = ov.partition("=")[0].lstrip("+~")
+        try:
+            set_path(d, key, "swept: see multirun.yaml and each run's summary.json")
+        except ValueError:  # not a config key (e.g. a Hydra option): nothing to blank
+            continue
+    return d
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(dcfg: DictConfig) -> None:
     """Validate the config, run the model and write the run directory."""
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    sweep = hc.mode == RunMode.MULTIRUN
     try:
         cfg = validate(dcfg)
+        done = already_done(run_dir, cfg)
     except ValueError as exc:
         remove_if_empty(run_dir)
+        if sweep:  # Hydra reports a failed job after the others have run; sys.exit would not
+            raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    from sim.outputs import is_complete, write_run
-
-    if is_complete(run_dir):
-        done = json.loads((run_dir / "summary.json").read_text())["config"]
-        now = as_dict(cfg)
-        done.pop("output", None), now.pop("output", None)  # how it is shown does not matter
-        if done != now:
-            print(f"error: {run_dir} already holds a finished run with another config; "
-                  "choose another hydra.run.dir", file=sys.stderr)
-            sys.exit(2)
+    if sweep:
+        write_provenance(Path(hc.sweep.dir), sweep_config(cfg, list(hc.overrides.task)))
+    if done:
         print(f"already done, skipping: {run_dir}")
         return
-    from sim.model import SegregationModel
-
     logging.getLogger("MESA").setLevel(logging.WARNING)  # no per-step log lines
     t0 = time.perf_counter()
-    model = SegregationModel(cfg)
+    model = SegregationModel(cfg, levers=build_levers(cfg.scenario.levers,
+                                                      f"scenario {cfg.scenario.name}"))
     model.run(progress=cfg.output.progress)
-    write_run(model, run_dir, figures=cfg.output.figures)
+    write_run(model, run_dir, figures=cfg.output.figures, overrides=list(hc.overrides.task))
     m = model.recorder.current
     print(
         f"done in {time.perf_counter() - t0:.1f} s: {cfg.city.preset} city, seed {cfg.seed}, "
