@@ -40,7 +40,7 @@ from experiments.report import write_report
 from experiments.tasks import run_scenario_task
 from scenarios.base import build_levers
 from sim.config import CONF_DIR, Config, as_dict, validate
-from sim.evaluation import EvaluationConfig, Study, evaluate, load, load_context
+from sim.evaluation import EvaluationConfig, Study, evaluate, load_context
 from sim.model import SegregationModel
 from sim.outputs import atomic_write, remove_if_empty, write_parquet, write_provenance
 
@@ -208,11 +208,6 @@ def finish(study: Study) -> dict[str, Any]:
     report = write_report(list(study.extras()), raw, effects, opts, base,
                           study.root / "report.html")
     return {"effects": effects, "report": report, "raw": raw}
-
-
-def collect(out_dir: Path) -> dict[str, Any]:
-    """Rebuild a comparison folder's outputs from its chunk files."""
-    return finish(load(out_dir))
 
 
 @hydra.main(config_path="../conf", config_name="compare", version_base="1.3")

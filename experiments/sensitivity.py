@@ -31,6 +31,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -52,9 +53,8 @@ from SALib import ProblemSpec  # noqa: E402
 
 from experiments.compare import check_levers, scenario_config  # noqa: E402
 from experiments.tasks import run_scenario_task  # noqa: E402
-from scenarios.base import build_levers  # noqa: E402
 from sim.config import CONF_DIR, Config, as_dict, get_path, set_path, validate  # noqa: E402
-from sim.evaluation import EvaluationConfig, Study, evaluate, load  # noqa: E402
+from sim.evaluation import EvaluationConfig, Study, evaluate  # noqa: E402
 from sim.evaluation import check as check_evaluation  # noqa: E402
 from sim.model import SegregationModel  # noqa: E402
 from sim.outputs import (  # noqa: E402
@@ -272,28 +272,24 @@ def check_space(space: Space, dicts: dict[str, dict], columns: list[str], years:
     """
     for f in space.factors:
         where = f"space {space.name}: factor {f.name}"
-        if f.scenario is not None and f.scenario not in dicts:
-            raise ValueError(f"{where}: scenario={f.scenario!r} is not one of the scenarios "
-                             f"of the space's outputs {list(dicts)}")
-        for scen in [f.scenario] if f.scenario else list(dicts):
+        # Behaviour paths validate alike in every scenario: the baseline is enough.
+        scenario = dicts[f.scenario or BASELINE]
+        try:
+            default = get_path(scenario, f.path)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+        if isinstance(default, list) and not f.scale:
+            raise ValueError(f"{where}: the config value is a list {default}; give an item "
+                             "(path.<index>) or scale: true")
+        if isinstance(default, bool | str | dict) or default is None:
+            raise ValueError(f"{where}: the config value {default!r} is not a number")
+        for x in f.extremes():
+            d = copy.deepcopy(scenario)
+            set_path(d, f.path, factor_value(f, default, x))
             try:
-                default = get_path(dicts[scen], f.path)
+                validate(d)  # builds the levers too: lever arguments are checked
             except ValueError as exc:
-                raise ValueError(f"{where}: {exc}") from exc
-            if isinstance(default, list) and not f.scale:
-                raise ValueError(f"{where}: the config value is a list {default}; give an "
-                                 "item (path.<index>) or scale: true")
-            if isinstance(default, bool | str | dict) or default is None:
-                raise ValueError(f"{where}: the config value {default!r} is not a number")
-            for x in f.extremes():
-                d = {**dicts[scen]}
-                d = OmegaConf.to_container(OmegaConf.create(d))  # a deep copy
-                set_path(d, f.path, factor_value(f, default, x))
-                try:
-                    cfg = validate(d)
-                    build_levers(cfg.scenario.levers, f"scenario {scen}")
-                except ValueError as exc:
-                    raise ValueError(f"{where} at {x:g}: {exc}") from exc
+                raise ValueError(f"{where} at {x:g}: {exc}") from exc
     for o in space.outputs:
         if o.metric not in columns:
             raise ValueError(f"space {space.name}: output metric={o.metric!r} is not a "
@@ -586,11 +582,6 @@ def analyse(study: Study) -> dict[str, Any]:
         plot_robustness(robust, figures / "robustness.png")
     return {"samples": samples, "indices": indices, "robustness": robust, "space": space,
             "method": opts["method"]}
-
-
-def collect(out_dir: Path) -> dict[str, Any]:
-    """Rebuild a sensitivity folder's analysis from its chunk files."""
-    return analyse(load(out_dir))
 
 
 def ranking(result: dict[str, Any]) -> str:

@@ -80,7 +80,7 @@ def run_compare(out: Path, *args: str) -> subprocess.CompletedProcess:
 def comparison(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cmp") / "run"
     proc = run_compare(out, "scenarios=[baseline,engagement,catchment_mix]", "replicates=2",
-                       "years=3", "n_jobs=2")
+                       "years=3", "evaluation.n_jobs=2")
     assert proc.returncode == 0, proc.stderr
     assert "outputs written to" in proc.stdout
     return out
