@@ -407,7 +407,8 @@ def indices_table(sp: ProblemSpec, space: Space, opts: dict,
     """SALib's results as rows ``factor, output, index, value, ci_low, ci_high, ...``."""
     rows = []
     for o in space.outputs:
-        res = sp.analysis[o.name]
+        # SALib keys results by output only when there are several.
+        res = sp.analysis[o.name] if len(space.outputs) > 1 else sp.analysis
         frames = res.to_df() if opts["method"] == "sobol" else [res.to_df()]
         for df in frames:
             conf_cols = {c[:-5] for c in df.columns if c.endswith("_conf")}
@@ -560,7 +561,8 @@ def analyse(study: Study) -> dict[str, Any]:
     means = samples.groupby("point")[names].mean()
     sp = space.problem()
     sp.set_samples(design[[f.name for f in space.factors]].to_numpy())
-    sp.set_results(means.to_numpy())
+    y = means.to_numpy()
+    sp.set_results(y if len(names) > 1 else y[:, 0])
     seed = cfg.seed
     if opts["method"] == "morris":
         sp.analyze_morris(num_levels=opts["num_levels"], conf_level=opts["conf_level"],

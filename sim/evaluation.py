@@ -65,7 +65,8 @@ class EvaluationConfig:
     chunk_size: int = 4  # runs per chunk; assumption: a few seconds of work on city=small
     n_jobs: int = 0  # joblib processes; 0 = all cores
     # Hydra backend: the launcher (conf/hydra/launcher/ or a plugin's) and extra Hydra
-    # overrides for it, e.g. ["hydra.launcher.partition=short"].
+    # overrides for it; on the command line quote the items:
+    # 'evaluation.launcher_overrides=["hydra.launcher.partition=short"]'.
     launcher: str = "submitit_local"
     launcher_overrides: list[str] = field(default_factory=list)
 

@@ -71,6 +71,15 @@ def test_sobol_pipeline(tmp_path: Path) -> None:
     assert (tmp_path / "figures" / "sobol.png").exists()
 
 
+def test_one_output_and_groups(tmp_path: Path) -> None:
+    space = ROOT / "tests" / "data" / "one_output_space.yaml"
+    result = run_sensitivity(study_config(f"space={space}", "years=2", "evaluation.backend=serial",
+                                          "evaluation.chunk_size=8"), tmp_path, progress=False)
+    mu_star = result["indices"][result["indices"]["index"] == "mu_star"]
+    assert set(mu_star["factor"]) == {"reputation", "behaviour.school.w_reputation"}
+    assert result["robustness"].empty and not (tmp_path / "robustness.csv").exists()
+
+
 def test_joblib_backend_is_byte_identical(morris: tuple[Path, dict], tmp_path: Path) -> None:
     run_sensitivity(study_config("evaluation.backend=joblib", "evaluation.n_jobs=2",
                                  "evaluation.chunk_size=3"), tmp_path, progress=False)
