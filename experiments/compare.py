@@ -40,7 +40,7 @@ from experiments.report import write_report
 from experiments.tasks import run_scenario_task
 from scenarios.base import build_levers
 from sim.config import CONF_DIR, Config, as_dict, validate
-from sim.evaluation import EvaluationConfig, Study, evaluate, load_context
+from sim.evaluation import EvaluationConfig, Study, evaluate
 from sim.model import SegregationModel
 from sim.outputs import atomic_write, remove_if_empty, write_parquet, write_provenance
 
@@ -200,8 +200,8 @@ def finish(study: Study) -> dict[str, Any]:
     cfg = OmegaConf.load(study.root / "config.yaml")
     base, opts = split(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CompareConfig),
                                                            cfg)))
-    opts["scenarios"] = list(load_context(study.root)["scenarios"])
     raw = study.table()
+    opts["scenarios"] = list(dict.fromkeys(raw["scenario"]))  # plan order: as asked
     effects = paired_effects(raw)
     write_parquet(raw, study.root / "replicates.parquet")
     atomic_write(study.root / "effects.csv", lambda p: effects.to_csv(p, index=False))

@@ -88,7 +88,7 @@ class SensitivityConfig(Config):
     replicates: int = 2
     num_levels: int = 4  # Morris grid levels; Saltelli et al. 2008 (Global SA: the Primer)
     conf_level: float = 0.95  # bootstrap confidence level of the indices; assumption
-    num_resamples: int = 1000  # bootstrap resamples (SALib's default is 100 for Sobol)
+    num_resamples: int = 1000  # bootstrap resamples: SALib's Morris default (Sobol's is 100)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
