@@ -459,6 +459,11 @@ def robustness(samples: pd.DataFrame, space: Space) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def short(name: str) -> str:
+    """A factor's label in figures: the last two parts of its path."""
+    return ".".join(str(name).split(".")[-2:])
+
+
 def plot_morris(indices: pd.DataFrame, path: Path) -> None:
     """mu*-sigma plane per output, with the noise level of mu*."""
     outputs = list(dict.fromkeys(indices["output"]))
@@ -469,14 +474,16 @@ def plot_morris(indices: pd.DataFrame, path: Path) -> None:
         noise = indices[(indices["output"] == out) & (indices["index"] == "mu_star")]
         ax.scatter(d["mu_star"], d["sigma"], color="C0")
         for factor, row in d.iterrows():
-            ax.annotate(str(factor).rsplit(".", 1)[-1], (row["mu_star"], row["sigma"]),
+            ax.annotate(short(factor), (row["mu_star"], row["sigma"]),
                         fontsize=7, xytext=(3, 2), textcoords="offset points")
         ax.axvline(noise["noise_level"].iloc[0], color="grey", ls="--",
                    label="replicate noise level of mu*")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("mu* (mean |elementary effect|, output units per factor range)")
         ax.set_ylabel("sigma (spread of elementary effects)")
         ax.set_title(out, fontsize=9)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="best")
     fig.suptitle("Morris screening: far right = influential, high = non-linear or interacting")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -501,7 +508,7 @@ def plot_sobol(indices: pd.DataFrame, path: Path) -> None:
         noise = indices[(indices["output"] == out) & (indices["index"] == "ST")]
         ax.axvline(noise["noise_level"].iloc[0], color="grey", ls="--",
                    label="replicate noise share")
-        ax.set_yticks(y, [str(f).rsplit(".", 1)[-1] for f in factors], fontsize=7)
+        ax.set_yticks(y, [short(f) for f in factors], fontsize=7)
         ax.set_xlabel("share of output variance (with 95% interval)")
         ax.set_title(out, fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
