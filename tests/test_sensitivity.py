@@ -14,8 +14,17 @@ from omegaconf import OmegaConf
 import sim.evaluation as evaluation
 from conftest import TINY
 from experiments.collect import collect
-from experiments.sensitivity import SensitivityConfig, load_space, run_sensitivity, split
+from experiments.compare import scenario_config
+from experiments.sensitivity import (
+    SensitivityConfig,
+    check_space,
+    load_space,
+    run_sensitivity,
+    split,
+)
+from sim.config import as_dict, load_config
 from sim.evaluation import chunk_dir, load
+from sim.model import SegregationModel
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = str(ROOT / "tests" / "data" / "tiny_space.yaml")
@@ -204,8 +213,12 @@ def test_sobol_needs_a_power_of_two() -> None:
 
 
 @pytest.mark.parametrize("space", ["default", "levers"])
-def test_shipped_spaces_parse(space: str) -> None:
+def test_shipped_spaces_are_valid(space: str) -> None:
     parsed, _ = load_space(space)
     assert 8 <= len(parsed.factors) <= 15
     assert all(f.reason for f in parsed.factors)
     assert any(o.effect for o in parsed.outputs)
+    base = load_config(["output.progress=false"])
+    dicts = {s: as_dict(scenario_config(base, s)) for s in parsed.scenarios}
+    columns = list(SegregationModel(base, levers=[]).recorder.metrics_frame().columns)
+    check_space(parsed, dicts, columns, base.years)  # paths, types and both ends of ranges
