@@ -18,25 +18,20 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from experiments import compare, sensitivity
+from experiments.run import sweep_overrides
 from sim.evaluation import MANIFEST, Study, load
 from sim.outputs import write_parquet
 
 
 def sweep_jobs(sweep_dir: Path) -> list[frozenset[str]]:
     """The jobs a Hydra sweep asked for, as sets of ``key=value`` overrides (``multirun.yaml``)."""
-    path = sweep_dir / "multirun.yaml"
-    if not path.exists():
-        return []
-    task = list(OmegaConf.load(path).hydra.overrides.task)
-    parsed = OverridesParser.create().parse_overrides(task)
     choices = [[f"{o.get_key_element()}={v}" for v in (
         o.sweep_string_iterator() if o.is_sweep_override() else [o.get_value_element_as_str()])]
-        for o in parsed]
-    return [frozenset(job) for job in itertools.product(*choices)]
+        for o in sweep_overrides(sweep_dir)]
+    return [frozenset(job) for job in itertools.product(*choices)] if choices else []
 
 
 def collect_sweep(sweep_dir: Path) -> tuple[pd.DataFrame, list[str]]:

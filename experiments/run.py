@@ -26,8 +26,10 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from scenarios.base import build_levers
 from sim.config import Config, as_dict, set_path, validate
@@ -52,13 +54,24 @@ def already_done(run_dir: Path, cfg: Config) -> bool:
     return True
 
 
-def sweep_config(cfg: Config, overrides: list[str]) -> dict:
+def sweep_overrides(sweep_dir: Path) -> list[Override]:
+    """The parsed overrides of the sweep in ``sweep_dir`` (``multirun.yaml``; [] if none)."""
+    path = sweep_dir / "multirun.yaml"
+    if not path.exists():
+        return []
+    return OverridesParser.create().parse_overrides(
+        list(OmegaConf.load(path).hydra.overrides.task))
+
+
+def sweep_config(cfg: Config, sweep_dir: Path) -> dict:
     """The config shared by a sweep's jobs: a job's config with the swept keys blanked."""
     d = as_dict(cfg)
-    for ov in overrides:
-        key = ov.partition("=")[0].lstrip("+~")
+    for ov in sweep_overrides(sweep_dir):
+        if not ov.is_sweep_override():
+            continue
         try:
-            set_path(d, key, "swept: see multirun.yaml and each run's summary.json")
+            set_path(d, ov.get_key_element().lstrip("+~"),
+                     "swept: see multirun.yaml and each run's summary.json")
         except ValueError:  # not a config key (e.g. a Hydra option): nothing to blank
             continue
     return d
@@ -80,7 +93,7 @@ def main(dcfg: DictConfig) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     if sweep:
-        write_provenance(Path(hc.sweep.dir), sweep_config(cfg, list(hc.overrides.task)))
+        write_provenance(Path(hc.sweep.dir), sweep_config(cfg, Path(hc.sweep.dir)))
     if done:
         print(f"already done, skipping: {run_dir}")
         return
