@@ -249,11 +249,14 @@ def _run_hydra(root: Path, chunks: list[Chunk], cfg: EvaluationConfig) -> None:
     cmd = [sys.executable, "-m", "sim.worker", "--multirun", f"root={root.resolve()}",
            "chunk=" + ",".join(c.id for c in chunks), f"hydra/launcher={cfg.launcher}",
            f"hydra.sweep.dir={(root / 'hydra').resolve()}", *cfg.launcher_overrides]
-    log.info("launching %d chunk jobs: %s", len(chunks), " ".join(cmd[:6]) + " ...")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:  # the chunk states below say which jobs did not finish
-        log.error("the Hydra launcher exited with %d: %s", proc.returncode,
-                  proc.stderr.strip().splitlines()[-1:] or "")
+    log_path = root / "hydra" / "launcher.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("launching %d chunk jobs with %s; launcher output in %s", len(chunks),
+             cfg.launcher, log_path)
+    with log_path.open("a") as out:
+        returncode = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
+    if returncode != 0:  # the chunk states below say which jobs did not finish
+        log.error("the Hydra launcher exited with %d; see %s", returncode, log_path)
 
 
 def evaluate(runner: Runner, context: dict, tasks: list[dict], root: Path,
