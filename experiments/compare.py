@@ -2,15 +2,19 @@
 
 ``python -m experiments.compare scenarios='[baseline,tp_funding,engagement]' replicates=8
 years=20`` runs every scenario with the same replicate seeds (replicate r uses
-``seed + r`` in every scenario), in parallel on the available cores, and writes to its run
-directory:
+``seed + r`` in every scenario) through the evaluation layer (``sim.evaluation``: in
+parallel on the available cores by default, or ``evaluation.backend=serial|hydra``; finished
+chunks are skipped when the same command is run again), and writes to its run directory:
 
 * ``effects.csv``: paired differences against the baseline for the key metrics at every
   year, ``scenario, metric, year, baseline_mean, scenario_mean, mean_diff, ci_low, ci_high,
   n_replicates`` (95% t-intervals over replicates);
 * ``replicates.parquet``: the raw per-replicate metrics (one row per scenario, replicate and
   year);
-* ``report.html``: a self-contained report for non-modellers (``experiments.report``).
+* ``report.html``: a self-contained report for non-modellers (``experiments.report``);
+* ``config.yaml``, ``provenance.json``: the resolved comparison config, package versions and
+  git state; ``chunks/``: the runs' results (``python -m experiments.collect <dir>`` rebuilds
+  the outputs from them).
 
 Any model parameter can be overridden as in ``experiments.run`` (``city=helsinki``,
 ``behaviour.school.enabled=false``...); they apply to every scenario.
@@ -21,7 +25,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +34,17 @@ import numpy as np
 import pandas as pd
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
-from tqdm import tqdm
 
 from experiments.report import write_report
+from experiments.tasks import run_scenario_task
 from scenarios import build_levers
 from sim.config import CONF_DIR, Config, as_dict, validate
+from sim.evaluation import EvaluationConfig, Study, evaluate
 from sim.io import atomic_write, write_parquet
-from sim.metrics import counts
 from sim.model import SegregationModel
-from sim.outputs import remove_if_empty
+from sim.outputs import remove_if_empty, write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +63,8 @@ class CompareConfig(Config):
     scenarios: list[str] = field(default_factory=lambda: ["baseline", "tp_funding",
                                                           "engagement"])
     replicates: int = 8  # assumption: enough for 95% intervals on paired differences
-    n_jobs: int = 0  # parallel processes; 0 = all cores
     horizons: list[int] = field(default_factory=lambda: [10, 20])
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
 ConfigStore.instance().store(name="compare_base", node=CompareConfig)
@@ -101,7 +104,7 @@ def scenario_config(base: Config, name: str) -> Config:
 def split(cfg: CompareConfig) -> tuple[Config, dict[str, Any]]:
     """Separate the model config from the comparison settings, and check the latter."""
     d = as_dict(cfg)
-    opts = {k: d.pop(k) for k in ("scenarios", "replicates", "n_jobs", "horizons")}
+    opts = {k: d.pop(k) for k in ("scenarios", "replicates", "horizons", "evaluation")}
     if not opts["scenarios"] or opts["scenarios"][0] != "baseline":
         raise ValueError(f"scenarios={opts['scenarios']!r} is not allowed; expected a list "
                          "starting with baseline")
@@ -128,35 +131,6 @@ def check_levers(cfgs: dict[str, Config]) -> None:
             SegregationModel(cfg, levers=scenario_levers(cfg))
         except ValueError as exc:
             raise ValueError(f"scenario {name}: {exc}") from exc
-
-
-def families_by_status(model: SegregationModel) -> np.ndarray:
-    """Housed families per cell and status class, shape (n_cells, 3)."""
-    f = model.families
-    a = f.active & (f.cell >= 0)
-    return counts(f.cell[a], f.ses[a], model.city.n_cells, 3)
-
-
-def run_one(cfg: Config, replicate: int) -> dict[str, Any]:
-    """One replicate of one scenario; returns its metrics and what the report maps need."""
-    logging.getLogger("MESA").setLevel(logging.WARNING)
-    model = SegregationModel(cfg, levers=scenario_levers(cfg))
-    catch0 = (model.city.catchment_lower.copy(), model.city.catchment_upper.copy())
-    status0 = families_by_status(model)
-    model.run()
-    df = model.recorder.metrics_frame()
-    df.insert(0, "replicate", replicate)
-    df.insert(0, "seed", cfg.seed)
-    df.insert(0, "scenario", cfg.scenario.name)
-    return {
-        "scenario": cfg.scenario.name, "replicate": replicate, "metrics": df,
-        "status0": status0, "status": families_by_status(model),
-        "catchments0": catch0,
-        "catchments": (model.city.catchment_lower.copy(), model.city.catchment_upper.copy()),
-        "shared": model.shared_cell.copy(),
-        "levers": [repr(lv) for lv in model.levers],
-        "description": cfg.scenario.description,
-    }
 
 
 def paired_effects(raw: pd.DataFrame, metrics: tuple[str, ...] = KEY_METRICS) -> pd.DataFrame:
@@ -202,25 +176,48 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
 
     Returns:
         The paths written and the effects table.
+
+    Raises:
+        ValueError: A config or scenario error (before anything runs), or chunks that failed
+            or did not finish (named by id; re-running the command runs only those).
     """
     base, opts = split(cfg)
     cfgs = [scenario_config(base, name) for name in opts["scenarios"]]
     scen_cfgs = {c.scenario.name: c for c in cfgs}
     if len(scen_cfgs) != len(cfgs):
         raise ValueError(f"scenarios={opts['scenarios']!r}: two scenarios share a name")
-    opts["scenarios"] = list(scen_cfgs)
     check_levers(scen_cfgs)
-    tasks = [(replace(scen_cfgs[name], seed=base.seed + r), r)
-             for name in opts["scenarios"] for r in range(opts["replicates"])]
-    n_jobs = opts["n_jobs"] or -1
-    gen = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(run_one)(c, r) for c, r in tasks)
-    results = list(tqdm(gen, total=len(tasks), desc="runs", disable=not progress))
-    raw = pd.concat([r["metrics"] for r in results], ignore_index=True)
+    shared = as_dict(base)
+    shared.pop("scenario")
+    context = {"config": shared, "maps": True,
+               "scenarios": {n: as_dict(c)["scenario"] for n, c in scen_cfgs.items()}}
+    tasks = [{"scenario": name, "seed": base.seed + r, "replicate": r}
+             for name in scen_cfgs for r in range(opts["replicates"])]
+    write_provenance(out_dir, as_dict(cfg))
+    study = evaluate(run_scenario_task, context, tasks, out_dir,
+                     EvaluationConfig(**opts["evaluation"]), progress)
+    return finish(study)
+
+
+def finish(study: Study) -> dict[str, Any]:
+    """Write the comparison's outputs from its finished chunks.
+
+    Raises:
+        ValueError: If chunks failed or are missing (named by id).
+    """
+    if not study.complete:
+        raise ValueError(f"{study.root}: {study.summary()}; run the same command again to "
+                         "compute what is missing")
+    cfg = OmegaConf.load(study.root / "config.yaml")
+    base, opts = split(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CompareConfig),
+                                                           cfg)))
+    raw = study.table()
+    opts["scenarios"] = list(dict.fromkeys(raw["scenario"]))  # plan order: as asked
     effects = paired_effects(raw)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_parquet(raw, out_dir / "replicates.parquet")
-    atomic_write(out_dir / "effects.csv", lambda p: effects.to_csv(p, index=False))
-    report = write_report(results, raw, effects, opts, base, out_dir / "report.html")
+    write_parquet(raw, study.root / "replicates.parquet")
+    atomic_write(study.root / "effects.csv", lambda p: effects.to_csv(p, index=False))
+    report = write_report(list(study.extras()), raw, effects, opts, base,
+                          study.root / "report.html")
     return {"effects": effects, "report": report, "raw": raw}
 
 

@@ -628,6 +628,37 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     return obj
 
 
+def get_path(tree: dict, path: str) -> Any:
+    """The value at a dotted path of a plain config dict; list items by index (``a.b.2``).
+
+    Raises:
+        ValueError: If a part of the path does not exist.
+    """
+    node: Any = tree
+    for i, part in enumerate(path.split(".")):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            where = ".".join(path.split(".")[:i]) or "the config root"
+            if isinstance(node, dict):
+                holds = f"keys {', '.join(node)}"
+            else:
+                holds = f"indices 0..{len(node) - 1}" if isinstance(node, list) else "a value"
+            raise ValueError(f"{path} does not exist: {part!r} is not in {where}, which holds "
+                             f"{holds}")
+    return node
+
+
+def set_path(tree: dict, path: str, value: Any) -> None:
+    """Set an existing dotted path of a plain config dict (see :func:`get_path`)."""
+    parent, _, last = path.rpartition(".")
+    node = get_path(tree, parent) if parent else tree
+    get_path(tree, path)  # the key must exist: a typo is an error, not a new key
+    node[int(last) if isinstance(node, list) else last] = value
+
+
 def flat_fields(dc: Any, prefix: str = "") -> dict[str, Any]:
     """Flatten a dataclass tree into dotted keys (for docs and sweeps)."""
     out: dict[str, Any] = {}

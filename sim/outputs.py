@@ -6,7 +6,8 @@ A run directory holds:
 * ``metrics.parquet``: one row a year (``sim.metrics``);
 * ``units.parquet``: one row per school and daycare per year;
 * ``areas.parquet``: one row per district, catchment and cell per year;
-* ``summary.json``: versions, git hash, seed, resolved config and final-year metrics;
+* ``summary.json``: versions, git hash and dirty flag, seed, overrides, resolved config and
+  final-year metrics;
 * ``figures/``: maps and time series (``sim.figures``).
 
 Every file is written to a temporary name and renamed, so a crash leaves no half-written
@@ -33,7 +34,8 @@ from sim.units import add_labels
 if TYPE_CHECKING:
     from sim.model import SegregationModel
 
-PACKAGES = ("mesa", "numpy", "numba", "pandas", "pyarrow", "hydra-core", "matplotlib")
+PACKAGES = ("mesa", "numpy", "numba", "pandas", "pyarrow", "hydra-core", "matplotlib", "scipy",
+            "joblib", "SALib", "hydra-submitit-launcher")
 
 def git_hash() -> str:
     """Commit of the source tree, or ``"unknown"`` outside a git checkout."""
@@ -45,6 +47,35 @@ def git_hash() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def git_dirty() -> bool | None:
+    """True if the source tree has uncommitted changes; None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+            text=True, check=True, cwd=Path(__file__).resolve().parent,
+        )
+        return bool(out.stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def provenance(config: dict) -> dict:
+    """What produced an output folder: resolved config, package versions, git hash and state."""
+    return {"git": git_hash(), "git_dirty": git_dirty(), "versions": versions(),
+            "config": config}
+
+
+def write_provenance(out_dir: Path, config: dict) -> None:
+    """Write ``config.yaml`` (the resolved config) and ``provenance.json`` to an output folder.
+
+    Every output folder gets them: run (in ``summary.json``), sweep, comparison, sensitivity.
+    """
+    out_dir = Path(out_dir)
+    write_text(OmegaConf.to_yaml(OmegaConf.create(config)), out_dir / "config.yaml")
+    write_text(json.dumps(provenance(config), indent=2, sort_keys=True),
+               out_dir / "provenance.json")
 
 
 def versions() -> dict[str, str]:
@@ -70,13 +101,16 @@ def is_complete(run_dir: Path) -> bool:
     return (Path(run_dir) / "summary.json").exists()
 
 
-def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> Path:
+def write_run(model: SegregationModel, run_dir: Path, figures: bool = True,
+              overrides: list[str] | None = None) -> Path:
     """Write all outputs of a finished model run to ``run_dir``.
 
     Args:
         model: A model that has run.
         run_dir: Target directory (created if needed).
         figures: Also draw the figures.
+        overrides: The command-line overrides of the run (kept in ``summary.json`` so that
+            ``experiments.collect`` can label a sweep's runs).
 
     Returns:
         The run directory.
@@ -99,8 +133,8 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> P
         "seed": model.cfg.seed,
         "years": model.cfg.years,
         "preset": model.cfg.city.preset,
-        "git": git_hash(),
-        "versions": versions(),
+        **provenance(cfg),
+        "overrides": list(overrides or []),
         "levers": [repr(lever) for lever in model.levers],
         "lever_results": [lever.results() for lever in model.levers],
         "final": {k: (None if pd.isna(v) else float(v)) for k, v in final.items()},

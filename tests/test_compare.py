@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import TINY, tiny_config
-from experiments.compare import paired_effects
+from experiments.collect import collect
+from experiments.compare import CompareConfig, compare, paired_effects
 from scenarios.base import Lever
 from sim.model import SegregationModel
 
@@ -80,7 +83,7 @@ def run_compare(out: Path, *args: str) -> subprocess.CompletedProcess:
 def comparison(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cmp") / "run"
     proc = run_compare(out, "scenarios=[baseline,engagement,catchment_mix]", "replicates=2",
-                       "years=3", "n_jobs=2")
+                       "years=3", "evaluation.n_jobs=2")
     assert proc.returncode == 0, proc.stderr
     assert "outputs written to" in proc.stdout
     return out
@@ -103,6 +106,30 @@ def test_compare_writes_effects_and_raw(comparison: Path) -> None:
     assert len(raw) == 3 * 2 * 4  # scenarios x replicates x years
     # Common random numbers: every scenario's replicate r used the same seed.
     assert raw.groupby("replicate")["seed"].nunique().eq(1).all()
+
+
+def test_serial_backend_gives_the_same_bytes(comparison: Path, tmp_path: Path) -> None:
+    """In process, one run after another, as the CLI fixture's joblib processes gave."""
+    cfg = OmegaConf.to_object(OmegaConf.merge(
+        OmegaConf.structured(CompareConfig),
+        OmegaConf.from_dotlist([*TINY, "scenarios=[baseline,engagement,catchment_mix]",
+                                "replicates=2", "years=3", "evaluation.backend=serial"])))
+    compare(cfg, tmp_path, progress=False)
+    for name in ("effects.csv", "replicates.parquet"):
+        assert (tmp_path / name).read_bytes() == (comparison / name).read_bytes(), name
+    assert {"git", "git_dirty", "versions", "config"} <= set(
+        json.loads((comparison / "provenance.json").read_text()))
+
+
+def test_collect_rebuilds_the_comparison(comparison: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(comparison, copy)
+    for name in ("effects.csv", "replicates.parquet", "report.html"):
+        (copy / name).unlink()
+    assert collect(copy) == 0
+    for name in ("effects.csv", "replicates.parquet"):
+        assert (copy / name).read_bytes() == (comparison / name).read_bytes(), name
+    assert (copy / "report.html").exists()
 
 
 def chromium() -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -61,8 +62,11 @@ def test_cli_and_in_process_runs_are_byte_identical(cli_run, local_run, name):
 
 def test_cli_and_in_process_config_and_summary_identical(cli_run, local_run):
     cli_dir, _ = cli_run
-    for name in ("config.yaml", "summary.json"):
-        assert (local_run / name).read_text() == (cli_dir / name).read_text(), name
+    assert (local_run / "config.yaml").read_text() == (cli_dir / "config.yaml").read_text()
+    local, cli = (json.loads((d / "summary.json").read_text()) for d in (local_run, cli_dir))
+    assert cli.pop("overrides") == [*TINY, "seed=5", "output.figures=false"]
+    assert local.pop("overrides") == []  # the only difference: how the run was asked for
+    assert local == cli
     assert not (cli_dir / "figures").exists()
 
 
