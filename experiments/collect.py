@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from experiments import compare, sensitivity
 from experiments.run import sweep_overrides
 from sim.evaluation import MANIFEST, Study, load
 from sim.io import write_parquet
+
+log = logging.getLogger(__name__)
 
 
 def sweep_jobs(sweep_dir: Path) -> list[frozenset[str]]:
@@ -78,16 +81,16 @@ def collect(folder: Path) -> int:
     if (folder / MANIFEST).exists():
         study = load(folder)
         write_parquet(study_table(study), folder / "collected.parquet")
-        print(f"table written to {(folder / 'collected.parquet').resolve()}")
-        print(study.summary())
+        log.info("table written to %s", (folder / "collected.parquet").resolve())
+        log.info("%s", study.summary())
         for chunk, error in study.errors().items():
-            print(f"  {chunk}: {error}")
+            log.info("  %s: %s", chunk, error)
         if not study.complete:
-            print("re-run the study's command to compute the missing and failed chunks")
+            log.info("re-run the study's command to compute the missing and failed chunks")
             return 1
         cfg = OmegaConf.load(folder / "config.yaml")
         (sensitivity.analyse if "method" in cfg else compare.finish)(study)
-        print(f"analysis rebuilt in {folder.resolve()}")
+        log.info("analysis rebuilt in %s", folder.resolve())
         return 0
     table, problems = collect_sweep(folder)
     if table.empty and not problems:
@@ -95,11 +98,11 @@ def collect(folder: Path) -> int:
               file=sys.stderr)
         return 2
     write_parquet(table, folder / "collected.parquet")
-    print(f"table written to {(folder / 'collected.parquet').resolve()}")
+    log.info("table written to %s", (folder / "collected.parquet").resolve())
     n_runs = table["run"].nunique() if not table.empty else 0
-    print(f"{n_runs} finished runs" + (f"; {len(problems)} problems:" if problems else ""))
+    log.info("%d finished runs%s", n_runs, f"; {len(problems)} problems:" if problems else "")
     for p in problems:
-        print(f"  {p}")
+        log.info("  %s", p)
     return 1 if problems else 0
 
 
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("folder", type=Path, help="sweep, comparison or sensitivity folder")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if not args.folder.is_dir():
         print(f"error: {args.folder} is not a folder", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import sys
 import time
@@ -60,6 +61,8 @@ from sim.io import atomic_write, write_parquet, write_text  # noqa: E402
 from sim.model import SegregationModel  # noqa: E402
 from sim.outputs import remove_if_empty, write_provenance  # noqa: E402
 
+log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 METHODS = ("morris", "sobol")
 # SALib's distributions and their parameters (SALib.util: scale_samples).
 DISTS = {"unif": ("low", "high"), "logunif": ("low", "high"),
@@ -618,10 +621,10 @@ def main(dcfg: DictConfig) -> None:
         remove_if_empty(out_dir)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    print(ranking(result))
-    print(f"{cfg.method} on space {cfg.space}: {len(result['samples'])} point-replicates in "
-          f"{time.perf_counter() - t0:.0f} s")
-    print(f"outputs written to {out_dir.resolve()}")
+    log.info("%s", ranking(result))
+    log.info("%s on space %s: %d point-replicates in %.0f s", cfg.method, cfg.space,
+             len(result["samples"]), time.perf_counter() - t0)
+    log.info("outputs written to %s", out_dir.resolve())
 
 
 if __name__ == "__main__":

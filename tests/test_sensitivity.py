@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -157,14 +158,15 @@ def test_collect_rebuilds_the_analysis(morris: tuple[Path, dict], tmp_path: Path
 
 
 def test_collect_names_missing_chunks(morris: tuple[Path, dict], tmp_path: Path,
-                                      capsys: pytest.CaptureFixture) -> None:
+                                      caplog: pytest.LogCaptureFixture) -> None:
     ref, _ = morris
     copy = tmp_path / "copy"
     shutil.copytree(ref, copy)
     lost = load(copy).chunk_ids[1]
     (chunk_dir(copy, lost) / "done.json").unlink()
-    assert collect(copy) == 1
-    assert f"missing: {lost}" in capsys.readouterr().out
+    with caplog.at_level(logging.INFO):
+        assert collect(copy) == 1
+    assert f"missing: {lost}" in caplog.text
 
 
 BAD_SPACES = {
