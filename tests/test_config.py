@@ -8,6 +8,7 @@ check, and the message must name the key, the offending value and what is allowe
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import subprocess
@@ -40,7 +41,7 @@ def case(override: str, shown: str, allowed: str, *extra: str):
 # (override list, "key=value" as the message shows it, the allowed values in the message)
 VALIDATE_CASES = [
     # ----------------------------------------------------------------- top level
-    case("city.preset=foo", "city.preset='foo'", "one of ['small', 'helsinki']"),
+    case("city.preset=foo", "city.preset='foo'", "the preset chosen as a group, e.g. city=helsinki"),
     case("seed=-1", "seed=-1", "a non-negative integer"),
     case("city.seed=-2", "city.seed=-2", "a non-negative integer"),
     case("behaviour.preferences.n_local_candidates=-1",
@@ -48,14 +49,16 @@ VALIDATE_CASES = [
     case("behaviour.preferences.local_radius_km=0", "behaviour.preferences.local_radius_km=0.0",
          "values in (0.0, 50.0]"),
     case("years=0", "years=0", "an integer in [1, 500]"),
+    case("threads=0", "threads=0", f"an integer in [1, {os.cpu_count()}]"),
     case("years=501", "years=501", "an integer in [1, 500]"),
     # ----------------------------------------------------------------- city integers
     *[case(f"city.{k}=0", f"city.{k}=0", "an integer in [1, 1000000000]")
       for k in ("width", "height", "n_families", "n_districts", "n_lower_schools",
                 "n_upper_schools", "n_daycares")],
     case("city.n_renewal_areas=-1", "city.n_renewal_areas=-1", "values in [0, 1000000]"),
-    case("city.cell_size_m=0.5", "city.cell_size_m=0.5", "values in [1.0, inf]"),
-    case("city.cell_size_m=nan", "city.cell_size_m=nan", "values in [1.0, inf]"),
+    case("city.cell_size_m=0.5", "city.cell_size_m=0.5", "values in [10.0, 5000.0]"),
+    case("city.cell_size_m=nan", "city.cell_size_m=nan", "values in [10.0, 5000.0]"),
+    case("city.cell_size_m=1e9", "city.cell_size_m=1000000000.0", "values in [10.0, 5000.0]"),
     # ----------------------------------------------------------------- city shares
     *[case(f"city.{k}=1.5", f"city.{k}=1.5", SHARE)
       for k in ("private_daycare_share", "sea_share", "social_share", "owner_share",
@@ -151,7 +154,7 @@ VALIDATE_CASES = [
     case(f"{DC}.n_nearest=65", f"{DC}.n_nearest=65", "an integer in [1, 64]"),
     case(f"{DC}.w_reputation=[1.0,1.0]", f"{DC}.w_reputation=[1.0, 1.0]", LEN3),
     case(f"{DC}.w_private=[1.0,1.0]", f"{DC}.w_private=[1.0, 1.0]", LEN3),
-    case(f"{DC}.rechoose_km=-1", f"{DC}.rechoose_km=-1.0", "values in [0.0, inf]"),
+    case(f"{DC}.rechoose_km=-1", f"{DC}.rechoose_km=-1.0", "values in [0.0, 100.0]"),
     # ----------------------------------------------------------------- school
     case(f"{SCH}.look_prob=[0.1,0.1]", f"{SCH}.look_prob=[0.1, 0.1]", LEN3),
     case(f"{SCH}.look_prob=[0.1,0.1,1.5]", f"{SCH}.look_prob=[0.1, 0.1, 1.5]", SHARE),
@@ -181,6 +184,52 @@ VALIDATE_CASES = [
 ]
 
 
+DEFAULTS = flat_fields(Config())
+NUMBER_KEYS = sorted(k for k, v in DEFAULTS.items()
+                     if isinstance(v, float | list) and k != "scenario.levers")
+FLAG_KEYS = sorted(k for k, v in DEFAULTS.items() if isinstance(v, bool))
+
+
+def with_value(key: str, value: object) -> dict:
+    """The default config as a dict, with ``key`` set to ``value``."""
+    tree = as_dict(Config())
+    *parents, leaf = key.split(".")
+    node = tree
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    return tree
+
+
+def first_nan(value: object) -> object:
+    """``value`` with its first number replaced by NaN (same shape)."""
+    if isinstance(value, list):
+        return [first_nan(value[0]), *value[1:]]
+    return math.nan
+
+
+@pytest.mark.parametrize("key", NUMBER_KEYS)
+def test_every_float_refuses_nan_and_inf(key):
+    """Issue #7: every float in the config is finite and in a documented range."""
+    bads = [first_nan(DEFAULTS[key])]
+    if not isinstance(DEFAULTS[key], list):
+        bads += [math.inf, -math.inf]
+    for bad in bads:
+        with pytest.raises(ValueError, match=rf"^config error: {re.escape(key)}=.* is not "
+                                             "allowed; expected "):
+            validate(with_value(key, bad))
+
+
+@pytest.mark.parametrize("key", FLAG_KEYS)
+def test_every_flag_refuses_numbers(key):
+    """``behaviour.reputation.feedback=2`` is refused, not read as true."""
+    pattern = rf"^config error: {re.escape(key)}=2 is not allowed; expected true or false$"
+    with pytest.raises(ValueError, match=pattern):
+        validate(with_value(key, 2))
+    with pytest.raises(ValueError, match=pattern):
+        load_config([f"{key}=2"])
+
+
 @pytest.mark.parametrize(("overrides", "shown", "allowed"), VALIDATE_CASES)
 def test_validate_error_names_key_value_and_allowed(overrides, shown, allowed):
     pattern = rf"^config error: {re.escape(shown)} is not allowed; expected {re.escape(allowed)}$"
@@ -202,6 +251,8 @@ def test_every_checked_key_has_a_case(monkeypatch):
     monkeypatch.setattr(config_mod._Checker, "get", spy)
     validate(Config())
     tested = {shown.partition("=")[0] for _, shown, _ in (p.values for p in VALIDATE_CASES)}
+    tested |= set(NUMBER_KEYS) | set(FLAG_KEYS) | {"scenario.name", "scenario.description",
+                                                   "scenario.levers"}
     assert len(seen) > 60
     assert seen <= tested, sorted(seen - tested)
 
@@ -231,7 +282,8 @@ def test_validate_on_dataclass_and_dict_gives_same_message():
         pytest.param(["city.foreign_share=high"], ["city.foreign_share=high", "Float"],
                      id="foreign_share=high"),
         pytest.param(["behaviour.school.enabled=maybe"],
-                     ["behaviour.school.enabled=maybe", "not a valid bool"], id="enabled=maybe"),
+                     ["behaviour.school.enabled='maybe'", "expected true or false"],
+                     id="enabled=maybe"),
     ],
 )
 def test_load_config_override_errors(overrides, parts):
