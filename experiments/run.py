@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from experiments.cli import entry, user_errors
 from scenarios import build_levers
-from sim.config import as_dict, validate
+from sim.config import as_dict, check_overrides, validate
 from sim.model import SegregationModel
-from sim.outputs import is_complete, remove_if_empty, write_run
+from sim.outputs import is_complete, write_run
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,10 @@ log = logging.getLogger(__name__)
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(dcfg: DictConfig) -> None:
     """Validate the config, build the scenario's levers, run the model, write the run folder."""
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    with user_errors(run_dir):
+        check_overrides(list(hc.overrides.task))
         cfg = validate(dcfg)
         levers = build_levers(cfg.scenario.levers, f"scenario {cfg.scenario.name}")
         if is_complete(run_dir):
@@ -44,18 +47,15 @@ def main(dcfg: DictConfig) -> None:
             now = as_dict(cfg)
             done.pop("output", None), now.pop("output", None)  # how it is shown does not matter
             if done != now:
-                raise ValueError(f"{run_dir} already holds a finished run with another config; "
-                                 "choose another hydra.run.dir (hydra.sweep.dir in a sweep)")
+                where = ("hydra.sweep.dir" if hc.mode == RunMode.MULTIRUN else "hydra.run.dir")
+                raise ValueError(f"{where}: {run_dir} already holds a finished run with another "
+                                 f"config; expected a new folder: choose another {where}")
             log.info("already done, skipping: %s", run_dir)
             return
         t0 = time.perf_counter()
         model = SegregationModel(cfg, levers=levers)
-    except ValueError as exc:
-        remove_if_empty(run_dir)
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    model.run(progress=cfg.output.progress)
-    write_run(model, run_dir, figures=cfg.output.figures)
+        model.run(progress=cfg.output.progress)
+        write_run(model, run_dir, figures=cfg.output.figures)
     m = model.recorder.current
     log.info("done in %.1f s: %s city, seed %d, %d years; school status H %.3f, "
              "residential H %.3f, local share at grade 1 %.2f", time.perf_counter() - t0,
@@ -65,4 +65,4 @@ def main(dcfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)
