@@ -41,7 +41,8 @@ def case(override: str, shown: str, allowed: str, *extra: str):
 # (override list, "key=value" as the message shows it, the allowed values in the message)
 VALIDATE_CASES = [
     # ----------------------------------------------------------------- top level
-    case("city.preset=foo", "city.preset='foo'", "the preset chosen as a group, e.g. city=helsinki"),
+    case("city.preset=foo", "city.preset='foo'",
+         "the preset chosen as a group, e.g. city=helsinki"),
     case("seed=-1", "seed=-1", "a non-negative integer"),
     case("city.seed=-2", "city.seed=-2", "a non-negative integer"),
     case("behaviour.preferences.n_local_candidates=-1",
