@@ -648,8 +648,10 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     c.length(f"{dem}.children_probs", 3)
     c.share(f"{dem}.children_probs")
     c.sums_to_one(f"{dem}.children_probs")
-    c.real(f"{dem}.youngest_decay", 0.0, 1.0, lo_open=True)
-    c.real(f"{dem}.arrival_youngest_decay", 0.0, 1.0, lo_open=True)
+    # Geometric decay of the youngest child's age: at 0.001 ages are uniform within 2%;
+    # smaller values round 1 - decay to 1 and the truncated geometric draw is undefined.
+    c.real(f"{dem}.youngest_decay", 0.001, 1.0)
+    c.real(f"{dem}.arrival_youngest_decay", 0.001, 1.0)
     c.real(f"{dem}.sibling_gap_max", 1, 10)
     c.real(f"{dem}.parent_age_min", 15, 60)
     c.real(f"{dem}.parent_age_max", obj.behaviour.demography.parent_age_min, 70)
@@ -666,16 +668,16 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     c.positive_int(f"{p}.n_candidates", 256)
     c.real(f"{p}.n_local_candidates", 0, 256)
     c.real(f"{p}.local_radius_km", 0.0, 50.0, lo_open=True)
-    c.real(f"{p}.x0", 0.0, 1.0, lo_open=True)
-    if obj.behaviour.preferences.x0 >= 1.0:
-        c.fail(f"{p}.x0", obj.behaviour.preferences.x0, "a value in (0, 1)")
+    # Satisfaction is x / x0 below the preferred share and falls to m_homog above it: x0
+    # at 0 or 1 divides by zero; 0.01 keeps the slope finite.
+    c.real(f"{p}.x0", 0.01, 0.99)
     for key in ("m_homog", "local_weight"):
         c.share(f"{p}.{key}")
     for key, n in (("w_comp_ses", N_SES), ("w_school", N_SES), ("w_amenity", N_SES),
                    ("budget", N_SES), ("w_comp_lang", N_LANG), ("tenure_cost", N_TENURE)):
         c.length(f"{p}.{key}", n)
     c.length(f"{p}.tenure_taste", N_SES, N_TENURE)
-    c.real(f"{p}.budget", 0.0, 10.0, lo_open=True)
+    c.real(f"{p}.budget", 0.01, 10.0)  # cost / budget: 0.01 keeps it finite
     c.real(f"{p}.tenure_cost", 0.0, 10.0)
     c.real(f"{p}.w_afford", 0.0, 1000.0)
     c.real(f"{p}.w_distance", 0.0, 100.0)
@@ -687,7 +689,7 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     m = f"{b}.mobility"
     for key, n in (("age_band", 3), ("tenure", N_TENURE), ("ses", N_SES), ("space", N_TENURE)):
         c.length(f"{m}.{key}", n)
-    c.real(f"{m}.space", 0.0, 10.0, lo_open=True)
+    c.real(f"{m}.space", 0.1, 10.0)  # children / space: 0.1 keeps crowding finite
     for key in ("base_logit", "age_band", "tenure", "ses", "dissatisfaction", "crowding"):
         c.signed(f"{m}.{key}", LOGIT)
 
@@ -739,8 +741,9 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     c.length(f"{r}.w_composition", N_LANG)
     c.signed(f"{r}.w_outcome", LOGIT)
     c.signed(f"{r}.w_composition", LOGIT)
-    c.real(f"{r}.outcome_scale", 0.0, 100.0, lo_open=True)
-    c.real(f"{r}.composition_scale", 0.0, 100.0, lo_open=True)
+    # Reputation divides by the scales: 0.01 keeps it finite.
+    c.real(f"{r}.outcome_scale", 0.01, 100.0)
+    c.real(f"{r}.composition_scale", 0.01, 100.0)
 
     for key in ("figures", "cells_in_areas", "progress"):
         c.flag(f"output.{key}")

@@ -107,9 +107,9 @@ VALIDATE_CASES = [
     case(f"{DEM}.children_probs=[1.5,-0.5,0.0]", f"{DEM}.children_probs=[1.5, -0.5, 0.0]",
          SHARE),
     case(f"{DEM}.children_probs=[0.5,0.3,0.1]", f"{DEM}.children_probs=[0.5, 0.3, 0.1]", SUM1),
-    case(f"{DEM}.youngest_decay=0", f"{DEM}.youngest_decay=0.0", "values in (0.0, 1.0]"),
+    case(f"{DEM}.youngest_decay=0", f"{DEM}.youngest_decay=0.0", "values in [0.001, 1.0]"),
     case(f"{DEM}.arrival_youngest_decay=1.5", f"{DEM}.arrival_youngest_decay=1.5",
-         "values in (0.0, 1.0]"),
+         "values in [0.001, 1.0]"),
     case(f"{DEM}.sibling_gap_max=0", f"{DEM}.sibling_gap_max=0", "values in [1, 10]"),
     case(f"{DEM}.parent_age_min=14", f"{DEM}.parent_age_min=14", "values in [15, 60]"),
     case(f"{DEM}.parent_age_max=20", f"{DEM}.parent_age_max=20", "values in [25, 70]"),
@@ -125,8 +125,8 @@ VALIDATE_CASES = [
     # ----------------------------------------------------------------- preferences
     case(f"{PREF}.n_candidates=0", f"{PREF}.n_candidates=0", "an integer in [1, 256]"),
     case(f"{PREF}.n_candidates=257", f"{PREF}.n_candidates=257", "an integer in [1, 256]"),
-    case(f"{PREF}.x0=0", f"{PREF}.x0=0.0", "values in (0.0, 1.0]"),
-    case(f"{PREF}.x0=1.0", f"{PREF}.x0=1.0", "a value in (0, 1)"),
+    case(f"{PREF}.x0=0", f"{PREF}.x0=0.0", "values in [0.01, 0.99]"),
+    case(f"{PREF}.x0=1.0", f"{PREF}.x0=1.0", "values in [0.01, 0.99]"),
     case(f"{PREF}.m_homog=1.5", f"{PREF}.m_homog=1.5", SHARE),
     case(f"{PREF}.local_weight=-0.1", f"{PREF}.local_weight=-0.1", SHARE),
     *[case(f"{PREF}.{k}=[1.0,1.0]", f"{PREF}.{k}=[1.0, 1.0]", LEN3)
@@ -135,7 +135,7 @@ VALIDATE_CASES = [
     case(f"{PREF}.tenure_taste=[[0.0,0.0],[0.0,0.0],[0.0,0.0]]",
          f"{PREF}.tenure_taste=[[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]", "a list of length 3 x 3"),
     case(f"{PREF}.budget=[0.0,0.72,1.05]", f"{PREF}.budget=[0.0, 0.72, 1.05]",
-         "values in (0.0, 10.0]"),
+         "values in [0.01, 10.0]"),
     case(f"{PREF}.tenure_cost=[-0.1,0.8,1.0]", f"{PREF}.tenure_cost=[-0.1, 0.8, 1.0]",
          "values in [0.0, 10.0]"),
     case(f"{PREF}.w_afford=-1", f"{PREF}.w_afford=-1.0", "values in [0.0, 1000.0]"),
@@ -144,7 +144,7 @@ VALIDATE_CASES = [
     # ----------------------------------------------------------------- mobility
     *[case(f"{MOB}.{k}=[1.0,1.0]", f"{MOB}.{k}=[1.0, 1.0]", LEN3)
       for k in ("age_band", "tenure", "ses", "space")],
-    case(f"{MOB}.space=[0.0,1.5,3.0]", f"{MOB}.space=[0.0, 1.5, 3.0]", "values in (0.0, 10.0]"),
+    case(f"{MOB}.space=[0.0,1.5,3.0]", f"{MOB}.space=[0.0, 1.5, 3.0]", "values in [0.1, 10.0]"),
     # ----------------------------------------------------------------- daycare
     case(f"{DC}.join_prob=[0.5,0.5,0.5,0.5,0.5]", f"{DC}.join_prob=[0.5, 0.5, 0.5, 0.5, 0.5]",
          "a list of length 6"),
@@ -179,9 +179,9 @@ VALIDATE_CASES = [
     case(f"{OUT}.noise_sd=11", f"{OUT}.noise_sd=11.0", "values in [0.0, 10.0]"),
     case(f"{REP}.inertia=1.5", f"{REP}.inertia=1.5", SHARE),
     case(f"{REP}.w_composition=[1.0]", f"{REP}.w_composition=[1.0]", LEN2),
-    case(f"{REP}.outcome_scale=0", f"{REP}.outcome_scale=0.0", "values in (0.0, 100.0]"),
+    case(f"{REP}.outcome_scale=0", f"{REP}.outcome_scale=0.0", "values in [0.01, 100.0]"),
     case(f"{REP}.composition_scale=101", f"{REP}.composition_scale=101.0",
-         "values in (0.0, 100.0]"),
+         "values in [0.01, 100.0]"),
 ]
 
 
