@@ -302,9 +302,9 @@ def load_config(overrides: list[str] | None = None) -> Config:
         key, _, value = ov.partition("=")
         if key == "city" and value not in PRESETS:
             raise ValueError(f"city={value!r} is not a preset; allowed: {', '.join(PRESETS)}")
-    check_overrides(overrides)
     GlobalHydra.instance().clear()
     try:
+        check_overrides(overrides)
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             dcfg = compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as exc:

@@ -357,3 +357,107 @@ def test_cli_rejects_bad_config_without_output(tmp_path):
     assert "Traceback" not in proc.stderr
     assert not run_dir.exists(), list(run_dir.rglob("*"))
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ issue #7: new messages
+ISSUE_COMMANDS = [
+    (["city.n_families=30", "years=2"], "city.n_families=30",
+     "at least 10 families per school and daycare (360 for 36 units of one kind)"),
+    (["city.n_families=1000000000"], "city.n_families=1000000000",
+     "a city this machine can hold: the run needs about"),
+    (["city.width=1000000000"], "city.width=1000000000",
+     "a city this machine can hold: the run needs about"),
+    (["behaviour.outcomes.peer_effect=nan"], "behaviour.outcomes.peer_effect=nan",
+     "values in [-10.0, 10.0]"),
+    (["behaviour.mobility.base_logit=nan"], "behaviour.mobility.base_logit=nan",
+     "values in [-20.0, 20.0]"),
+    (["behaviour.demography.outmig_dissatisfaction=inf"],
+     "behaviour.demography.outmig_dissatisfaction=inf", "values in [-20.0, 20.0]"),
+    (["behaviour.daycare.w_resources=nan"], "behaviour.daycare.w_resources=nan",
+     "values in [-20.0, 20.0]"),
+    (["+behaviour.school.lookprob=0.5"], "behaviour.school.lookprob=0.5",
+     "a known key; behaviour.school has enabled, look_prob"),
+    (["+foo=1"], "foo=1", "a known key; the config has seed, years"),
+    (["behaviour.demography.birth_max_parent_age=18"],
+     "behaviour.demography.birth_max_parent_age=18",
+     "above behaviour.demography.parent_age_min = 25"),
+    (["city.preset=helsinki"], "city.preset='helsinki'",
+     "the preset chosen as a group, e.g. city=helsinki"),
+    (["city.cell_size_m=1e9"], "city.cell_size_m=1000000000.0", "values in [10.0, 5000.0]"),
+    (["behaviour.reputation.feedback=2"], "behaviour.reputation.feedback=2", "true or false"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "shown", "allowed"), ISSUE_COMMANDS,
+                         ids=[" ".join(c[0]) for c in ISSUE_COMMANDS])
+def test_issue_commands_are_refused(overrides, shown, allowed):
+    with pytest.raises(ValueError) as info:
+        load_config(overrides)
+    msg = str(info.value)
+    assert msg.startswith(f"config error: {shown} is not allowed; expected {allowed}"), msg
+    assert "\n" not in msg
+
+
+def test_nested_lists_accept_integers():
+    cfg = load_config(["behaviour.demography.outmig_logit=[[-4,-3,-3],[-4,-4,-5],[-5,-5,-5]]",
+                       "behaviour.preferences.tenure_taste=[[1,0,0],[0,0,1],[-1,0,1]]"])
+    assert cfg.behaviour.demography.outmig_logit[0] == [-4.0, -3.0, -3.0]
+    assert all(isinstance(v, float) for row in cfg.behaviour.preferences.tenure_taste
+               for v in row)
+
+
+def test_memory_estimate_names_the_estimate(monkeypatch):
+    from sim import config as config_mod
+
+    monkeypatch.setattr(config_mod, "available_memory", lambda: 2**30)
+    cfg = Config()
+    cfg.city.n_families = 200_000
+    with pytest.raises(ValueError, match=r"^config error: city\.n_families=200000 is not "
+                                         r"allowed; expected a city this machine can hold: the "
+                                         r"run needs about 1\.4 GiB, 1\.0 GiB is available$"):
+        validate(cfg)
+    assert validate(Config()) == Config()  # the small city fits in 1 GiB
+
+
+@pytest.mark.parametrize(("tree", "message"), [
+    ({"city": {"foreign_share": "abc"}},
+     "config error: city.foreign_share='abc' is not allowed; expected a number"),
+    ({"behaviour": {"school": {"enabled": 3}}},
+     "config error: behaviour.school.enabled=3 is not allowed; expected true or false"),
+    ({"scenario": {"levers": {"lever": "engagement"}}},
+     "config error: scenario.levers={'lever': 'engagement'} is not allowed; expected a list"),
+    ({"city": {"widht": 10}}, "config error: city.widht=10 is not allowed; expected a known "
+                              "key; city has preset"),
+    ({"scenario": {"name": " "}},
+     "config error: scenario.name=' ' is not allowed; expected a non-empty string"),
+])
+def test_config_tree_messages(tree, message):
+    with pytest.raises(ValueError) as info:
+        validate(tree)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_levers_and_description_of_a_dataclass_are_checked():
+    cfg = Config()
+    cfg.scenario.levers = "engagement"  # type: ignore[assignment]
+    with pytest.raises(ValueError, match=r"scenario\.levers='engagement' is not allowed; "
+                                         "expected a list of levers"):
+        validate(cfg)
+    cfg = Config()
+    cfg.scenario.description = 3  # type: ignore[assignment]
+    with pytest.raises(ValueError, match=r"scenario\.description=3 is not allowed; expected a "
+                                         "string"):
+        validate(cfg)
+
+
+def test_preset_label_of_a_tree_is_checked():
+    with pytest.raises(ValueError, match=r"city\.preset='foo' is not allowed; expected one of"):
+        validate({"city": {"preset": "foo"}})
+
+
+def test_hydra_messages_are_one_line():
+    for overrides in (["city=nowhere"], ["seed"], ["years=abc"], ["nosuch=1"]):
+        with pytest.raises(ValueError) as info:
+            load_config(overrides)
+        assert "\n" not in str(info.value), str(info.value)
+        assert "HYDRA_FULL_ERROR" not in str(info.value)
