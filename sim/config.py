@@ -403,13 +403,14 @@ EFFECT = 10.0
 # every unit on a distinct inhabited cell ("Cannot take a larger sample than population").
 # The tiny test cities have about 20; Helsinki has 750 per lower school. Assumption.
 FAMILIES_PER_UNIT = 10
-# Memory a run needs (``memory_estimate``), measured on city=small and city=helsinki and
-# on a 200 x 200 grid (benchmarks/core.py, peak RSS less the interpreter): per family
-# (pools with 40% headroom, children, Mesa agent), per cell (Mesa cell and property
-# layers, neighbour lists) and per cell and year (the rows of areas.parquet).
+# Memory a run needs (``memory_estimate``): peak RSS less the interpreter's, measured on
+# 30,000 families (about 3 kB each: pools with 40% headroom, children, Mesa agent; doubled
+# here for safety) and on a 200 x 200 grid over 5 and 20 years (about 2.5 kB per cell for
+# the Mesa cell, property layers and neighbour lists, 0.37 kB per cell and year for the
+# rows of areas.parquet). Helsinki over 30 years peaks at 571 MB (benchmarks/RESULTS.md).
 BYTES_PER_FAMILY = 6_000
 BYTES_PER_CELL = 3_000
-BYTES_PER_CELL_YEAR = 300
+BYTES_PER_CELL_YEAR = 400
 BYTES_BASE = 300 * 2**20  # interpreter, numpy, numba, Mesa, pandas
 
 

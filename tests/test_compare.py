@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from conftest import TINY, tiny_config
-from experiments.compare import paired_effects
+from experiments.compare import CompareConfig, paired_effects, split
 from scenarios.base import Lever
 from sim.model import SegregationModel
 
@@ -190,3 +190,14 @@ def test_paired_effects_match_scipy(n_years: int, n: int, seed: int) -> None:
         ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
         assert e["mean_diff"] == pytest.approx(d.mean())
         assert e["ci_low"] == pytest.approx(ci.low) and e["ci_high"] == pytest.approx(ci.high)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"n_jobs": -1}, "n_jobs=-1 is not allowed; expected an integer >= 0 (0: all cores)"),
+    ({"horizons": [-1]}, "horizons=[-1] is not allowed; expected years >= 1"),
+    ({"horizons": []}, "horizons=[] is not allowed; expected years >= 1"),
+])
+def test_comparison_options_are_checked(options: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        split(CompareConfig(**options))
+    assert str(info.value).startswith(message), str(info.value)
