@@ -89,7 +89,8 @@ class SweepGuard(Callback):
     A restarted sweep skips the jobs already done (``experiments.run``); a sweep whose
     values were reordered or changed would give job ``k`` other parameters than the finished
     run in folder ``k``. Each job would refuse on its own, but only after Hydra had rewritten
-    ``multirun.yaml``, which would then disagree with the folders.
+    ``multirun.yaml``, which would then disagree with the folders. Job folders are the
+    job numbers (``hydra.sweep.subdir``'s default, as in ``conf/config.yaml``).
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

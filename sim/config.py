@@ -542,14 +542,12 @@ def _conversion_error(exc: OmegaConfBaseException, tree: Any) -> ValueError:
     return ValueError(f"config error: {key}={value!r} is not allowed; expected {kind}")
 
 
-def available_memory() -> int:
-    """Bytes of memory available to a new run (``MemAvailable``; total memory elsewhere)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+def machine_memory() -> int:
+    """Bytes of memory of this machine.
+
+    The whole memory, not what is free now: the check must give the same answer in every
+    worker of a sweep, whatever the other workers hold at that moment.
+    """
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
@@ -759,11 +757,11 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
         c.fail("scenario.levers", obj.scenario.levers, "a list of levers")
 
     need = memory_estimate(obj)
-    have = available_memory()
+    have = machine_memory()
     if sum(need.values()) > have:
         key = max((k for k in need if k != "base"), key=need.get)
         c.fail(key, c.get(key), f"a city this machine can hold: the run needs about "
-               f"{sum(need.values()) / 2**30:.1f} GiB, {have / 2**30:.1f} GiB is available")
+               f"{sum(need.values()) / 2**30:.1f} GiB, this machine has {have / 2**30:.1f} GiB")
     # Nested lists may hold integers (``list[list[Any]]``): store floats, as flat lists do.
     bd, bp = obj.behaviour.demography, obj.behaviour.preferences
     bd.outmig_logit = [[float(v) for v in row] for row in bd.outmig_logit]

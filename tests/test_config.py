@@ -409,12 +409,12 @@ def test_nested_lists_accept_integers():
 def test_memory_estimate_names_the_estimate(monkeypatch):
     from sim import config as config_mod
 
-    monkeypatch.setattr(config_mod, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(config_mod, "machine_memory", lambda: 2**30)
     cfg = Config()
     cfg.city.n_families = 200_000
     with pytest.raises(ValueError, match=r"^config error: city\.n_families=200000 is not "
                                          r"allowed; expected a city this machine can hold: the "
-                                         r"run needs about 1\.4 GiB, 1\.0 GiB is available$"):
+                                         r"run needs about 1\.4 GiB, this machine has 1\.0 GiB$"):
         validate(cfg)
     assert validate(Config()) == Config()  # the small city fits in 1 GiB
 
