@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from conftest import tiny_config
 from experiments.compare import CompareConfig, check_levers, compare, scenario_config
+from scenarios import build_levers
 
 VALID = {
     "name": "my_plan",
@@ -158,3 +159,18 @@ def test_mutated_scenario_file_runs_or_gives_one_clear_line(tmp_path: Path, text
         check_levers({cfg.scenario.name: cfg})
     except ValueError as exc:
         assert one_clear_line(str(exc), path), str(exc)
+
+
+@pytest.mark.parametrize(("specs", "message"), [
+    ("engagement", "scenario s: levers='engagement' is not allowed; expected a list of levers"),
+    ([{"lever": "catchment_redraw", "level": [1]}],
+     "scenario s: lever catchment_redraw: arguments {'level': [1]} are not allowed; expected "
+     "the types its docstring lists"),
+    ([{"lever": "engagement", "start_year": True}],
+     "scenario s: lever engagement: start_year=True is not allowed; expected an integer >= 1"),
+    ([{"lever": 5}], "scenario s: lever #1 5 is unknown; known levers:"),
+])
+def test_build_levers_messages(specs: object, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        build_levers(specs, "scenario s")
+    assert str(info.value).startswith(message), str(info.value)
