@@ -103,6 +103,17 @@ def test_reordered_sweep_is_refused_before_multirun_yaml_changes(tmp_path: Path)
     assert line.startswith("error: hydra.sweep.dir=") and "finished job 0" in line, line
     assert (sweep / "multirun.yaml").read_text() == before
     assert json.loads((sweep / "0" / "summary.json").read_text())["seed"] == 1
+    # Without multirun.yaml the job itself refuses, naming the sweep's setting.
+    (sweep / "multirun.yaml").unlink()
+    job = subprocess.run([*common, "seed=2,1"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert job.returncode == EXIT_USER_ERROR, job.stderr
+    assert "error: hydra.sweep.dir: " in job.stderr and "another config" in job.stderr
+    # A single run into a finished folder names hydra.run.dir.
+    single = run_cli("run", ["years=1", "seed=7"], sweep / "0")
+    assert single.returncode == EXIT_USER_ERROR, single.stderr
+    assert single.stderr.startswith("error: hydra.run.dir: "), single.stderr
+    assert json.loads((sweep / "0" / "summary.json").read_text())["seed"] == 1
 
 
 def test_sweep_guard_allows_a_sweep_extended_at_the_end(tmp_path: Path) -> None:
