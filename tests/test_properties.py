@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 
-from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 from test_invariants import check_invariants
 
@@ -47,16 +47,24 @@ def configs(draw: st.DrawFn) -> dict:
     d.update(seed=draw(st.integers(0, 2**32)), years=draw(st.integers(1, 3)))
     d["output"].update(progress=False, figures=False)
     social = draw(unit())
+    width, height = draw(st.integers(4, 24)), draw(st.integers(4, 24))
+    sea = draw(unit(0.0, 0.6))
+    # Unit counts up to validate's land limit, districts above the renewal areas, and
+    # populations of at least 10 families per unit two times in three: most draws run.
+    # The third: small populations, where the generator's limits are.
+    most = max(1, int(width * height * (1 - sea) / 4))
+    units = [draw(st.integers(1, min(hi, most))) for hi in (12, 6, 40)]
+    n_districts = draw(st.integers(1, min(8, most)))
+    least = 10 * max(units)
     d["city"].update(
-        seed=draw(st.integers(0, 1000)), width=draw(st.integers(4, 24)),
-        height=draw(st.integers(4, 24)), cell_size_m=draw(unit(10.0, 5000.0)),
-        # Small populations half the time: the generator's limits are there.
-        n_families=draw(st.one_of(st.integers(1, 30), st.integers(30, 500))),
+        seed=draw(st.integers(0, 1000)), width=width, height=height,
+        cell_size_m=draw(unit(10.0, 5000.0)),
+        n_families=draw(st.one_of(st.integers(1, 30), st.integers(least, least + 400),
+                                  st.integers(least, least + 400))),
         dwellings_per_family=draw(unit(1.0, 3.0, exclude_min=True)),
-        n_districts=draw(st.integers(1, 8)), n_renewal_areas=draw(st.integers(0, 4)),
-        n_lower_schools=draw(st.integers(1, 12)), n_upper_schools=draw(st.integers(1, 6)),
-        n_daycares=draw(st.integers(1, 40)), private_daycare_share=draw(unit()),
-        sea_share=draw(unit(0.0, 0.6)), social_share=social,
+        n_districts=n_districts, n_renewal_areas=draw(st.integers(0, min(4, n_districts - 1))),
+        n_lower_schools=units[0], n_upper_schools=units[1], n_daycares=units[2],
+        private_daycare_share=draw(unit()), sea_share=sea, social_share=social,
         owner_share=draw(unit(0.0, 1.0 - social)),
         renewal_social_share=draw(st.one_of(unit(), unit(0.9))),
         foreign_share=draw(unit()), ses_shares_native=draw(shares(3)),
@@ -116,7 +124,9 @@ def test_every_config_runs_correctly_or_is_refused(d: dict) -> None:
         cfg = validate(d)
     except ValueError as exc:
         assert MESSAGE.match(str(exc)), str(exc)
+        event(f"refused: {str(exc).split()[2].partition('=')[0]}")
         return
+    event("ran")
     model = SegregationModel(cfg)
     check_invariants(model, finite=())
     for _ in range(cfg.years):
