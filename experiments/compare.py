@@ -23,7 +23,6 @@ Any model parameter can be overridden as in ``experiments.run`` (``city=helsinki
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,19 +31,22 @@ from typing import Any
 import hydra
 import numpy as np
 import pandas as pd
+import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
+from experiments.cli import entry, user_errors
 from experiments.report import write_report
 from experiments.tasks import run_scenario_task
 from scenarios import build_levers
-from sim.config import CONF_DIR, Config, as_dict, validate
+from sim.config import CONF_DIR, Config, as_dict, check_keys, check_overrides, validate
 from sim.evaluation import EvaluationConfig, Study, evaluate
+from sim.evaluation import check as check_evaluation
 from sim.io import atomic_write, write_parquet
 from sim.model import SegregationModel
-from sim.outputs import remove_if_empty, write_provenance
+from sim.outputs import write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class CompareConfig(Config):
 
 ConfigStore.instance().store(name="compare_base", node=CompareConfig)
 
+SCENARIO_KEYS = ("name", "description", "levers")  # what a scenario file must give
+
 
 def available_scenarios() -> list[str]:
     """Names of the shipped scenarios (``conf/scenario/*.yaml``)."""
@@ -88,17 +92,45 @@ def scenario_config(base: Config, name: str) -> Config:
     """
     path = Path(name) if name.endswith((".yaml", ".yml")) else CONF_DIR / "scenario" / (
         name + ".yaml")
-    if not path.exists():
+    if not path.is_file():
         raise ValueError(f"scenarios: {name!r} is not a scenario; available: "
                          f"{', '.join(available_scenarios())} or the path of a .yaml file")
     d = as_dict(base)
-    d["scenario"] = OmegaConf.to_container(OmegaConf.load(path))
     try:
+        d["scenario"] = load_scenario(path)
         cfg = validate(d)
         scenario_levers(cfg)
         return cfg
     except ValueError as exc:
         raise ValueError(f"scenario file {path}: {exc}") from exc
+
+
+def load_scenario(path: Path) -> dict[str, Any]:
+    """Read a scenario file: a mapping with ``name``, ``description`` and ``levers``.
+
+    Raises:
+        ValueError: Not valid YAML (with line and column), not a mapping, or a key of
+            ``SCENARIO_KEYS`` missing; the values are checked by ``validate`` (unknown keys
+            too) and ``build_levers``.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ValueError(f"not valid YAML{where}: {problem}; expected a mapping with name, "
+                         "description and levers (indent with spaces, not tabs)") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot be read ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"the file holds {type(data).__name__} {data!r:.60}; expected a "
+                         "mapping with name, description and levers")
+    missing = [k for k in SCENARIO_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} missing; expected a mapping with "
+                         f"{', '.join(SCENARIO_KEYS)} (README, Writing a scenario)")
+    return data
 
 
 def split(cfg: CompareConfig) -> tuple[Config, dict[str, Any]]:
@@ -112,12 +144,23 @@ def split(cfg: CompareConfig) -> tuple[Config, dict[str, Any]]:
         raise ValueError(f"scenarios={opts['scenarios']!r} lists a scenario twice")
     if not isinstance(opts["replicates"], int) or opts["replicates"] < 2:
         raise ValueError(f"replicates={opts['replicates']!r} is not allowed; expected >= 2")
+    check_evaluation(EvaluationConfig(**opts["evaluation"]))
+    horizons = opts["horizons"]
+    if not horizons or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
+                           for h in horizons):
+        raise ValueError(f"horizons={horizons!r} is not allowed; expected years >= 1 at which "
+                         "the report shows effects (those beyond years are left out)")
     return validate(d), opts
 
 
-def scenario_levers(cfg: Config) -> list:
-    """The levers of ``cfg``'s scenario, built fresh (levers keep per-run state)."""
-    return build_levers(cfg.scenario.levers, f"scenario {cfg.scenario.name}")
+def scenario_levers(cfg: Config, where: str = "") -> list:
+    """The levers of ``cfg``'s scenario, built fresh (levers keep per-run state).
+
+    Args:
+        cfg: A config with its scenario.
+        where: How messages name the scenario (default: ``scenario <name>``).
+    """
+    return build_levers(cfg.scenario.levers, where or f"scenario {cfg.scenario.name}")
 
 
 def check_levers(cfgs: dict[str, Config]) -> None:
@@ -135,6 +178,10 @@ def check_levers(cfgs: dict[str, Config]) -> None:
 
 def paired_effects(raw: pd.DataFrame, metrics: tuple[str, ...] = KEY_METRICS) -> pd.DataFrame:
     """Paired differences (scenario - baseline, same replicate seed) with 95% t-intervals.
+
+    A metric and year with fewer than two pairs (``n_replicates`` < 2, e.g. a rate that is
+    empty in most replicates) has no interval: ``ci_low`` and ``ci_high`` are empty (NaN),
+    and the report says so instead of calling the change clear or not.
 
     Args:
         raw: Per-replicate metrics with columns ``scenario, replicate, year`` and metrics.
@@ -154,8 +201,10 @@ def paired_effects(raw: pd.DataFrame, metrics: tuple[str, ...] = KEY_METRICS) ->
             v = s.loc[common, metric].unstack("replicate")
             n = diff.notna().sum(axis=1)
             mean = diff.mean(axis=1)
-            half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * diff.std(axis=1, ddof=1) / np.sqrt(n)
-            half = half.fillna(0.0)  # identical differences (e.g. before a lever starts)
+            # Fewer than two pairs: no interval (NaN), not a zero-width one; identical
+            # differences (before a lever starts) give a zero-width interval.
+            sd = diff.std(axis=1, ddof=1).where(n >= 2)
+            half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
             rows.append(pd.DataFrame({
                 "scenario": name, "metric": metric, "year": diff.index.astype(int),
                 "baseline_mean": b.mean(axis=1).to_numpy(),
@@ -182,10 +231,15 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
             or did not finish (named by id; re-running the command runs only those).
     """
     base, opts = split(cfg)
-    cfgs = [scenario_config(base, name) for name in opts["scenarios"]]
-    scen_cfgs = {c.scenario.name: c for c in cfgs}
-    if len(scen_cfgs) != len(cfgs):
-        raise ValueError(f"scenarios={opts['scenarios']!r}: two scenarios share a name")
+    scen_cfgs: dict[str, Config] = {}
+    for entry_name in opts["scenarios"]:
+        c = scenario_config(base, entry_name)
+        if c.scenario.name in scen_cfgs:
+            raise ValueError(f"scenarios={opts['scenarios']!r}: {entry_name} has name: "
+                             f"{c.scenario.name}, as an earlier scenario; expected distinct "
+                             "names (they label the results)")
+        scen_cfgs[c.scenario.name] = c
+    opts["scenarios"] = list(scen_cfgs)
     check_levers(scen_cfgs)
     shared = as_dict(base)
     shared.pop("scenario")
@@ -224,19 +278,18 @@ def finish(study: Study) -> dict[str, Any]:
 @hydra.main(config_path="../conf", config_name="compare", version_base="1.3")
 def main(dcfg: DictConfig) -> None:
     """Validate, compare the scenarios and print where the outputs went."""
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    cfg = OmegaConf.to_object(dcfg)
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
     t0 = time.perf_counter()
-    try:
+    with user_errors(out_dir):  # config and scenario errors come before any output
+        check_overrides(list(hc.overrides.task))
+        check_keys(dcfg, CompareConfig)
+        cfg = OmegaConf.to_object(dcfg)
         compare(cfg, out_dir, progress=cfg.output.progress)
-    except ValueError as exc:  # config and scenario errors come before any output
-        remove_if_empty(out_dir)
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
     log.info("compared %d scenarios x %d replicates in %.0f s", len(cfg.scenarios),
              cfg.replicates, time.perf_counter() - t0)
     log.info("outputs written to %s (open report.html)", out_dir.resolve())
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)

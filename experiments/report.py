@@ -71,7 +71,9 @@ def horizons(years: int, wanted: list[int]) -> list[int]:
 
 
 def verdict(row: pd.Series, direction: int) -> str:
-    """Plain-words reading of a 95% interval."""
+    """Plain-words reading of a 95% interval (none with fewer than two replicate pairs)."""
+    if pd.isna(row["ci_low"]):
+        return "no interval (fewer than 2 replicates)"
     if row["ci_low"] > 0 or row["ci_high"] < 0:
         up = row["mean_diff"] > 0
         if direction == 0:
@@ -104,8 +106,9 @@ def summary_table(effects: pd.DataFrame, raw: pd.DataFrame, hs: list[int]) -> st
                 r = r.iloc[0]
                 word = verdict(r, direction)
                 cls = word.split()[0].replace("no", "none")
-                cells.append(f'<td class="{cls}">{r["mean_diff"]:+.3f} '
-                             f'({r["ci_low"]:+.3f} to {r["ci_high"]:+.3f})<br>'
+                interval = ("" if pd.isna(r["ci_low"]) else
+                            f' ({r["ci_low"]:+.3f} to {r["ci_high"]:+.3f})')
+                cells.append(f'<td class="{cls}">{r["mean_diff"]:+.3f}{interval}<br>'
                              f"<small>baseline {r['baseline_mean']:.3f}; {word}</small></td>")
             rows.append(f"<tr><td>{label} <small>({unit})</small></td>{''.join(cells)}</tr>")
     return (f"<table><tr><th>Change compared with the baseline</th>{head}</tr>"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -31,15 +30,16 @@ from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.cli import entry, user_errors
 from scenarios import build_levers
-from sim.config import Config, as_dict, set_path, validate
+from sim.config import Config, as_dict, check_overrides, set_path, validate
 from sim.model import SegregationModel
-from sim.outputs import is_complete, remove_if_empty, write_provenance, write_run
+from sim.outputs import is_complete, write_provenance, write_run
 
 log = logging.getLogger(__name__)
 
 
-def already_done(run_dir: Path, cfg: Config) -> bool:
+def already_done(run_dir: Path, cfg: Config, sweep: bool) -> bool:
     """True if ``run_dir`` holds this run, finished.
 
     Raises:
@@ -51,8 +51,9 @@ def already_done(run_dir: Path, cfg: Config) -> bool:
     now = as_dict(cfg)
     done.pop("output", None), now.pop("output", None)  # how it is shown does not matter
     if done != now:
-        raise ValueError(f"{run_dir} already holds a finished run with another config; "
-                         "choose another hydra.run.dir (hydra.sweep.dir for a sweep)")
+        where = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+        raise ValueError(f"{where}: {run_dir} already holds a finished run with another "
+                         f"config; expected a new folder: choose another {where}")
     return True
 
 
@@ -85,10 +86,11 @@ def main(dcfg: DictConfig) -> None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     sweep = hc.mode == RunMode.MULTIRUN
-    try:
+    with user_errors(run_dir, sweep):
+        check_overrides(list(hc.overrides.task))
         cfg = validate(dcfg)
         levers = build_levers(cfg.scenario.levers, f"scenario {cfg.scenario.name}")
-        done = already_done(run_dir, cfg)
+        done = already_done(run_dir, cfg, sweep)
         if sweep:
             write_provenance(Path(hc.sweep.dir), sweep_config(cfg, Path(hc.sweep.dir)))
         if done:
@@ -96,14 +98,8 @@ def main(dcfg: DictConfig) -> None:
             return
         t0 = time.perf_counter()
         model = SegregationModel(cfg, levers=levers)
-    except ValueError as exc:
-        remove_if_empty(run_dir)
-        if sweep:  # Hydra reports a failed job after the others have run; sys.exit would not
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    model.run(progress=cfg.output.progress)
-    write_run(model, run_dir, figures=cfg.output.figures, overrides=list(hc.overrides.task))
+        model.run(progress=cfg.output.progress)
+        write_run(model, run_dir, figures=cfg.output.figures, overrides=list(hc.overrides.task))
     m = model.recorder.current
     log.info("done in %.1f s: %s city, seed %d, %d years; school status H %.3f, "
              "residential H %.3f, local share at grade 1 %.2f", time.perf_counter() - t0,
@@ -113,4 +109,4 @@ def main(dcfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +51,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from SALib import ProblemSpec  # noqa: E402
 
+from experiments.cli import entry, user_errors  # noqa: E402
 from experiments.compare import check_levers, scenario_config  # noqa: E402
 from experiments.tasks import run_scenario_task  # noqa: E402
 from sim.config import CONF_DIR, Config, as_dict, get_path, set_path, validate  # noqa: E402
@@ -59,7 +59,7 @@ from sim.evaluation import EvaluationConfig, Study, evaluate  # noqa: E402
 from sim.evaluation import check as check_evaluation  # noqa: E402
 from sim.io import atomic_write, write_parquet, write_text  # noqa: E402
 from sim.model import SegregationModel  # noqa: E402
-from sim.outputs import remove_if_empty, write_provenance  # noqa: E402
+from sim.outputs import write_provenance  # noqa: E402
 
 log = logging.getLogger(__name__)
 log = logging.getLogger(__name__)
@@ -614,13 +614,9 @@ def main(dcfg: DictConfig) -> None:
     """Validate, run the study and print the ranking and where the outputs went."""
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     t0 = time.perf_counter()
-    try:
+    with user_errors(out_dir):  # config and space errors come before any output
         cfg = OmegaConf.to_object(dcfg)
         result = run_sensitivity(cfg, out_dir, progress=cfg.output.progress)
-    except ValueError as exc:  # config and space errors come before any output
-        remove_if_empty(out_dir)
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
     log.info("%s", ranking(result))
     log.info("%s on space %s: %d point-replicates in %.0f s", cfg.method, cfg.space,
              len(result["samples"]), time.perf_counter() - t0)
@@ -628,4 +624,4 @@ def main(dcfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from numbers import Real
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -74,10 +74,11 @@ class Lever:
 
     def __init__(self, start_year: int = 1, end_year: int | None = None,
                  target: Any = "all") -> None:
-        if not isinstance(start_year, int) or start_year < 1:
+        if not isinstance(start_year, int) or isinstance(start_year, bool) or start_year < 1:
             self.fail("start_year", start_year, "an integer >= 1")
-        if end_year is not None and end_year < start_year:
-            self.fail("end_year", end_year, f"None or >= start_year ({start_year})")
+        if end_year is not None and (not isinstance(end_year, int) or isinstance(end_year, bool)
+                                     or end_year < start_year):
+            self.fail("end_year", end_year, f"None or an integer >= start_year ({start_year})")
         self.start_year = start_year
         self.end_year = end_year
         self.target = list(target) if isinstance(target, list | tuple) else target
@@ -214,25 +215,55 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
 
 
-def build_levers(specs: list[dict] | None, scenario: str = "scenario") -> list[Lever]:
+def build_levers(specs: Any, scenario: str = "scenario") -> list[Lever]:
     """Build lever objects from scenario specs (``{"lever": name, **args}``).
 
+    Args:
+        specs: The scenario's ``levers``: a list of mappings (``None``: no levers).
+        scenario: How messages name the scenario (e.g. ``scenario file my.yaml``).
+
     Raises:
-        ValueError: Unknown lever name, unknown or invalid argument; the message names the
-            scenario, the lever and the argument.
+        ValueError: A list that is not a list of mappings, an unknown lever name, a missing,
+            unknown or invalid argument; one line naming the scenario, the lever and the
+            argument.
     """
+    if specs is None:
+        return []
+    if not isinstance(specs, list | tuple):
+        raise ValueError(f"{scenario}: levers={_short(specs)} is not allowed; expected a list "
+                         "of levers, each a mapping such as {lever: tp_funding, budget_eur: 1e6}")
     out = []
-    for i, spec in enumerate(specs or []):
-        spec = dict(spec)
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"{scenario}: lever #{i + 1}={_short(spec)} is not allowed; "
+                             "expected a mapping with a 'lever' name and its arguments")
+        spec = {str(k): v for k, v in spec.items()}
         name = spec.pop("lever", None)
-        if name not in LEVERS:
+        if not isinstance(name, str) or name not in LEVERS:
             raise ValueError(f"{scenario}: lever #{i + 1} {name!r} is unknown; known levers: "
                              f"{', '.join(sorted(LEVERS))}")
         cls = LEVERS[name]
-        allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        params = inspect.signature(cls.__init__).parameters
+        allowed = set(params) - {"self"}
         unknown = sorted(set(spec) - allowed)
         if unknown:
             raise ValueError(f"{scenario}: lever {name}: unknown argument(s) {unknown}; "
                              f"allowed: {sorted(allowed)}")
-        out.append(cls(**spec))
+        missing = sorted(k for k in allowed - set(spec)
+                         if params[k].default is inspect.Parameter.empty)
+        if missing:
+            raise ValueError(f"{scenario}: lever {name}: missing argument(s) {missing}")
+        try:
+            out.append(cls(**spec))
+        except ValueError as exc:
+            raise ValueError(f"{scenario}: {exc}") from exc
+        except TypeError as exc:  # an argument of a type the lever's checks did not expect
+            raise ValueError(f"{scenario}: lever {name}: arguments {_short(spec)} are not "
+                             f"allowed; expected the types its docstring lists ({exc})") from exc
     return out
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` of a value on one line, cut to ``limit`` characters (for messages)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

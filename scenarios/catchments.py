@@ -560,7 +560,11 @@ class SharedCatchment(_OneOffLever):
         self.resolved_groups: list[list[str]] = []
 
     def init(self, model: SegregationModel) -> None:
-        """Check that the ids exist and are of the level."""
+        """Check that the ids exist and are of the level, or that ``"renewal"`` forms groups."""
+        if self.groups == "renewal" and not self.renewal_groups(model):
+            self.fail("groups", "renewal", "a rule that forms groups: this city's urban-renewal "
+                      "areas give none (city.n_renewal_areas="
+                      f"{int(model.city.renewal.sum())}; each group needs 2 open schools)")
         if isinstance(self.groups, list):
             for i, grp in enumerate(self.groups):
                 for uid in grp:

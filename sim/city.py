@@ -232,7 +232,8 @@ def generate_city(cfg: CityConfig) -> City:
     per_cell = rng.multinomial(total, dens / dens.sum())
     social = np.clip(cfg.social_share * (0.4 + 1.2 * d_rel), 0, 0.9)
     social = np.where(ren_cell, cfg.renewal_social_share, social)
-    owner = np.clip(cfg.owner_share * (0.3 + 1.4 * d_rel**1.5), 0, 0.95 - social)
+    # Upper bound at least 0: a renewal social share above 0.95 leaves no owners, not < 0.
+    owner = np.clip(cfg.owner_share * (0.3 + 1.4 * d_rel**1.5), 0, np.maximum(0.95 - social, 0))
     owner = np.where(ren_cell, np.minimum(owner, 0.5 * (1 - social)), owner)
     private = 1.0 - social - owner
     probs = np.column_stack([social, private, owner])

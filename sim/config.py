@@ -12,6 +12,7 @@ by language group (``lang``: 0 native Finnish/Swedish, 1 foreign-language), or b
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import os
@@ -24,8 +25,9 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 N_SES = 3
@@ -120,7 +122,9 @@ class DemographyConfig:
     # Calibrated so about a third of children leave during childhood, mostly before school age,
     # pre-school leavers mostly middle/high income, school-age leavers more often low income
     # (children_leaving_city_during_childhood_share=0.33, preschool_leavers_income, targets.csv).
-    outmig_logit: list[list[float]] = field(
+    # Nested lists are typed ``Any`` inside: OmegaConf refuses integers in a nested float list
+    # (``[[-4, -3, -3], ...]``); ``validate`` checks the numbers and stores them as floats.
+    outmig_logit: list[list[Any]] = field(
         default_factory=lambda: [[-3.7, -3.1, -2.9], [-4.2, -4.5, -4.6], [-4.6, -5.0, -5.2]]
     )
     outmig_dissatisfaction: float = 1.0  # logit per unit dissatisfaction; assumption
@@ -149,7 +153,8 @@ class PreferenceConfig:
     budget: list[float] = field(default_factory=lambda: [0.45, 0.72, 1.05])  # assumption
     # Housing cost relative to the cell's price level, by tenure; assumption
     tenure_cost: list[float] = field(default_factory=lambda: [0.35, 0.8, 1.0])
-    tenure_taste: list[list[float]] = field(  # ses x tenure; assumption (owners: detached suburbs)
+    # ses x tenure; assumption (owners: detached suburbs). Any inside: see outmig_logit.
+    tenure_taste: list[list[Any]] = field(
         default_factory=lambda: [[0.8, 0.3, 0.0], [0.0, 0.2, 0.6], [-1.5, 0.0, 1.0]]
     )
     social_max_ses: int = 1  # social rental is income-tested: ses <= this; assumption
@@ -310,7 +315,8 @@ def load_config(overrides: list[str] | None = None) -> Config:
         The validated config as a ``Config`` dataclass.
 
     Raises:
-        ValueError: If an override names an unknown preset, key or an invalid value.
+        ValueError: If an override names an unknown preset, key or an invalid value (one
+            line, see ``one_line``).
 
     """
     overrides = list(overrides or [])
@@ -320,14 +326,71 @@ def load_config(overrides: list[str] | None = None) -> Config:
             raise ValueError(f"city={value!r} is not a preset; allowed: {', '.join(PRESETS)}")
     GlobalHydra.instance().clear()
     try:
+        check_overrides(overrides)
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             dcfg = compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as exc:
-        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-        raise ValueError(f"config error: {exc}{cause}") from exc
+        raise ValueError(f"config error: {one_line(exc)}") from exc
     finally:
         GlobalHydra.instance().clear()
     return validate(dcfg)
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of a user-input error on one line.
+
+    Hydra and OmegaConf spread their messages over several lines (the key's type details,
+    the config search path, an underlying OmegaConf error as ``__cause__``). This keeps the
+    lines that say what is wrong, with the cause in parentheses, joined into one line.
+    """
+    def lines(e: BaseException) -> list[str]:
+        out = []
+        for line in str(e).splitlines():
+            line = line.strip()
+            if line.startswith(NOISE):
+                break
+            if line and not line.startswith(DETAILS):
+                out.append(line)
+        return out
+
+    text = " ".join(lines(exc))
+    cause = exc.__cause__
+    if isinstance(exc, HydraException) and cause is not None and str(cause):
+        text += f" ({' '.join(lines(cause))})"
+    return text or type(exc).__name__
+
+
+# Lines of Hydra/OmegaConf messages that add nothing for the user (``one_line``).
+DETAILS = ("full_key:", "reference_type=", "object_type=", "Set the environment variable")
+NOISE = ("Config search path",)
+
+# Overrides of these keys are refused: the preset label must come with the preset's values
+# (``city=helsinki``), or the outputs would name a city they do not describe.
+SET_BY_GROUP = {"city.preset": "the preset chosen as a group, e.g. city=helsinki"}
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Refuse command-line overrides that the config tree would silently reinterpret.
+
+    OmegaConf reads any integer as a boolean (``feedback=2`` becomes true), and the preset
+    label can be set apart from the preset's values. Both are caught here, on the overrides
+    as written, before Hydra converts them. Unknown keys (also with ``+``) are refused by
+    ``validate``.
+
+    Raises:
+        ValueError: ``config error: <key>=<value> is not allowed; expected <rule>``.
+    """
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    flags = {k for k, v in flat_fields(Config()).items() if isinstance(v, bool)}
+    for ov in parsed:
+        key = ov.key_or_group
+        values = ([ov.value()] if not ov.is_sweep_override()
+                  else list(ov.sweep_iterator()) if ov.is_discrete_sweep() else [])
+        for value in values:
+            if key in flags and not isinstance(value, bool):
+                _Checker.fail(key, value, "true or false")
+            if key in SET_BY_GROUP and not ov.is_delete():
+                _Checker.fail(key, value, SET_BY_GROUP[key])
 
 
 @functools.cache
@@ -426,6 +489,26 @@ def as_dict(cfg: Config) -> dict:
     return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
 
 
+# Bounds shared by many keys (``validate``). A logit weight beyond 20 turns a choice into a
+# certainty (exp(20) ~ 5e8) and larger values only overflow; outcome effects are school
+# years, where 10 is more than the whole gap between the top and bottom schools (2.5).
+LOGIT = 20.0
+EFFECT = 10.0
+# Smallest number of families per school or daycare: below it the generator cannot place
+# every unit on a distinct inhabited cell ("Cannot take a larger sample than population").
+# The tiny test cities have about 20; Helsinki has 750 per lower school. Assumption.
+FAMILIES_PER_UNIT = 10
+# Memory a run needs (``memory_estimate``): peak RSS less the interpreter's, measured on
+# 30,000 families (about 3 kB each: pools with 40% headroom, children, Mesa agent; doubled
+# here for safety) and on a 200 x 200 grid over 5 and 20 years (about 2.5 kB per cell for
+# the Mesa cell, property layers and neighbour lists, 0.37 kB per cell and year for the
+# rows of areas.parquet). Helsinki over 30 years peaks at 571 MB (benchmarks/RESULTS.md).
+BYTES_PER_FAMILY = 6_000
+BYTES_PER_CELL = 3_000
+BYTES_PER_CELL_YEAR = 400
+BYTES_BASE = 300 * 2**20  # interpreter, numpy, numba, Mesa, pandas
+
+
 class _Checker:
     """Collects range checks; raises on the first failure with key, value and rule."""
 
@@ -443,26 +526,41 @@ class _Checker:
         raise ValueError(f"config error: {key}={value!r} is not allowed; expected {allowed}")
 
     def real(self, key: str, lo: float, hi: float = math.inf, lo_open: bool = False) -> None:
+        """Every number of ``key`` (a number or a list, possibly nested) in the range."""
         value = self.get(key)
-        values = value if isinstance(value, list) else [value]
-        flat = [v for row in values for v in (row if isinstance(row, list) else [row])]
-        for v in flat:
-            bad = not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo)
+        left = "(" if lo_open else "["
+        for v in _leaves(value):
+            bad = (not _is_number(v) or not math.isfinite(v) or v < lo or v > hi
+                   or (lo_open and v == lo))
             if bad:
-                left = "(" if lo_open else "["
                 self.fail(key, value, f"values in {left}{lo}, {hi}]")
 
     def share(self, key: str) -> None:
         self.real(key, 0.0, 1.0)
 
+    def signed(self, key: str, bound: float) -> None:
+        """A free-signed weight: every number within ``[-bound, bound]``."""
+        self.real(key, -bound, bound)
+
     def positive_int(self, key: str, hi: int = 10**9) -> None:
         value = self.get(key)
-        if not isinstance(value, int) or value < 1 or value > hi:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value > hi:
             self.fail(key, value, f"an integer in [1, {hi}]")
+
+    def flag(self, key: str) -> None:
+        value = self.get(key)
+        if not isinstance(value, bool):
+            self.fail(key, value, "true or false")
+
+    def text(self, key: str) -> None:
+        value = self.get(key)
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, value, "a non-empty string")
 
     def length(self, key: str, n: int, inner: int | None = None) -> None:
         value = self.get(key)
-        ok = len(value) == n and (inner is None or all(len(r) == inner for r in value))
+        ok = isinstance(value, list) and len(value) == n and (inner is None or all(
+            isinstance(r, list) and len(r) == inner for r in value))
         if not ok:
             shape = f"{n} x {inner}" if inner else str(n)
             self.fail(key, value, f"a list of length {shape}")
@@ -485,8 +583,104 @@ def _check_city_files(c: _Checker, city: CityConfig) -> None:
             c.fail(f"city.{key}", path, "a file path with city=from_files")
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _leaves(value: Any) -> list[Any]:
+    """The elements of a value, a list or a list of lists (``_Checker.real``)."""
+    if not isinstance(value, list):
+        return [value]
+    return [v for row in value for v in _leaves(row)]
+
+
+def check_keys(tree: Any, schema: type | None = None, prefix: str = "") -> None:
+    """Refuse keys the schema does not have, and values OmegaConf would reinterpret.
+
+    Hydra adds ``+key=value`` overrides (typos such as ``+behaviour.school.lookprob``) to
+    the config even in struct mode, and converting it to the dataclass drops them silently;
+    OmegaConf reads any number as a boolean and cannot merge a mapping or a string into a
+    list. This names the key instead.
+
+    Args:
+        tree: A config as DictConfig, dict or dataclass.
+        schema: The dataclass the tree must fit (default ``Config``).
+        prefix: Dotted path of ``tree`` (for the message).
+
+    Raises:
+        ValueError: Naming the unknown key, its value and the known keys at that level.
+    """
+    schema = schema or Config
+    if is_dataclass(tree):
+        return  # a dataclass has only its fields
+    if isinstance(tree, DictConfig):
+        tree = OmegaConf.to_container(tree, resolve=False)
+    if not isinstance(tree, dict):
+        return  # a wrong type is reported by the conversion
+    known = {f.name: f for f in fields(schema)}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {prefix}{near[0]}?)" if near else ""
+            _Checker.fail(name, value, f"a known key; {prefix.rstrip('.') or 'the config'} "
+                                       f"has {', '.join(known)}{hint}")
+        factory = known[key].default_factory
+        default = factory() if callable(factory) else known[key].default
+        if is_dataclass(default):
+            check_keys(value, type(default), name + ".")
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            _Checker.fail(name, value, "true or false")
+        elif isinstance(default, list) and not isinstance(value, list | ListConfig):
+            _Checker.fail(name, value, "a list")
+
+
+def _conversion_error(exc: OmegaConfBaseException, tree: Any) -> ValueError:
+    """A one-line ``config error`` for a value OmegaConf cannot convert to its field's type."""
+    key = re.sub(r"\[\d+\]", "", str(getattr(exc, "full_key", "") or ""))
+    default = flat_fields(Config()).get(key)
+    value: Any = tree
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict | DictConfig) else None
+    kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            list: "a list"}.get(type(default), "a value of the schema's type")
+    if not key:
+        return ValueError(f"config error: {one_line(exc)}")
+    return ValueError(f"config error: {key}={value!r} is not allowed; expected {kind}")
+
+
+def machine_memory() -> int:
+    """Bytes of memory of this machine.
+
+    The whole memory, not what is free now: the check must give the same answer in every
+    worker of a sweep, whatever the other workers hold at that moment.
+    """
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_estimate(cfg: Config) -> dict[str, int]:
+    """Bytes one run needs, by what drives them (see ``BYTES_PER_FAMILY`` and the others).
+
+    Returns:
+        ``{"city.n_families": ..., "city.width": ..., "base": ...}``: families' share,
+        the grid's share (cells, and cell rows per year when ``output.cells_in_areas``),
+        and the fixed part.
+    """
+    c = cfg.city
+    per_cell = BYTES_PER_CELL + (BYTES_PER_CELL_YEAR * (cfg.years + 1)
+                                 if cfg.output.cells_in_areas else 0)
+    return {"city.n_families": c.n_families * BYTES_PER_FAMILY,
+            "city.width": c.width * c.height * per_cell, "base": BYTES_BASE}
+
+
 def validate(cfg: Config | DictConfig | dict) -> Config:
-    """Check ranges and cross-field rules of a whole config tree.
+    """Check every key of a whole config tree: types, ranges and cross-field rules.
+
+    Every number must be finite and within the range given here (each range is commented
+    where it is not evident from the key's docs; tests/test_config.py refuses NaN and inf
+    for every float key, so a new key without a range fails there); unknown keys are
+    refused; the sizes must fit the generator and this machine's memory
+    (``memory_estimate``).
 
     Args:
         cfg: A config as dataclass, DictConfig or dict.
@@ -495,13 +689,14 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
         The config as a typed ``Config``.
 
     Raises:
-        ValueError: Naming the offending key, its value and what is allowed.
+        ValueError: ``config error: <key>=<value> is not allowed; expected <rule>``.
 
     """
+    check_keys(cfg)
     try:
         obj = to_object(cfg)
-    except Exception as exc:  # OmegaConf type errors name the key already
-        raise ValueError(f"config error: {exc}") from exc
+    except OmegaConfBaseException as exc:
+        raise _conversion_error(exc, cfg) from exc
     c = _Checker(obj)
     if obj.city.preset not in PRESETS:
         c.fail("city.preset", obj.city.preset, f"one of {list(PRESETS)}")
@@ -515,7 +710,9 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
                 "n_upper_schools", "n_daycares"):
         c.positive_int(f"city.{key}")
     c.real("city.n_renewal_areas", 0, 10**6)
-    c.real("city.cell_size_m", 1.0)
+    # 10 m to 5 km cells: distances (km) enter the choice logits, where larger cells turn
+    # every school and daycare beyond the nearest into an impossible choice.
+    c.real("city.cell_size_m", 10.0, 5000.0)
     for key in ("private_daycare_share", "sea_share", "social_share", "owner_share",
                 "renewal_social_share", "foreign_share", "emphasis_school_share",
                 "emphasis_seat_share", "ses_shares_native", "ses_shares_foreign"):
@@ -543,47 +740,67 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
         if getattr(obj.city, key) > land / 4:
             c.fail(f"city.{key}", getattr(obj.city, key),
                    f"at most a quarter of the land cells ({int(land / 4)})")
+    units = max(obj.city.n_lower_schools, obj.city.n_upper_schools, obj.city.n_daycares)
+    if obj.city.n_families < FAMILIES_PER_UNIT * units:
+        c.fail("city.n_families", obj.city.n_families,
+               f"at least {FAMILIES_PER_UNIT} families per school and daycare "
+               f"({FAMILIES_PER_UNIT * units} for {units} units of one kind)")
 
     b = "behaviour"
-    c.share(f"{b}.demography.birth_prob")
-    c.real(f"{b}.demography.birth_max_parent_age", 18, 60)
-    c.real(f"{b}.demography.max_children", 1, 3)
-    c.real(f"{b}.demography.arrival_ratio", 0.0, 3.0)
-    c.share(f"{b}.demography.arrival_foreign_share")
-    c.length(f"{b}.demography.outmig_logit", 3, N_SES)
-    c.length(f"{b}.demography.children_probs", 3)
-    c.share(f"{b}.demography.children_probs")
-    c.sums_to_one(f"{b}.demography.children_probs")
-    c.real(f"{b}.demography.youngest_decay", 0.0, 1.0, lo_open=True)
-    c.real(f"{b}.demography.arrival_youngest_decay", 0.0, 1.0, lo_open=True)
-    c.real(f"{b}.demography.sibling_gap_max", 1, 10)
-    c.real(f"{b}.demography.parent_age_min", 15, 60)
-    c.real(f"{b}.demography.parent_age_max", obj.behaviour.demography.parent_age_min, 70)
-    c.real(f"{b}.demography.outmig_logit", -20, 5)
+    dem = f"{b}.demography"
+    c.share(f"{dem}.birth_prob")
+    c.real(f"{dem}.birth_max_parent_age", 18, 60)
+    c.real(f"{dem}.max_children", 1, 3)
+    c.real(f"{dem}.arrival_ratio", 0.0, 3.0)
+    c.share(f"{dem}.arrival_foreign_share")
+    c.length(f"{dem}.outmig_logit", 3, N_SES)
+    c.length(f"{dem}.children_probs", 3)
+    c.share(f"{dem}.children_probs")
+    c.sums_to_one(f"{dem}.children_probs")
+    # Geometric decay of the youngest child's age: at 0.001 ages are uniform within 2%;
+    # smaller values round 1 - decay to 1 and the truncated geometric draw is undefined.
+    c.real(f"{dem}.youngest_decay", 0.001, 1.0)
+    c.real(f"{dem}.arrival_youngest_decay", 0.001, 1.0)
+    c.real(f"{dem}.sibling_gap_max", 1, 10)
+    c.real(f"{dem}.parent_age_min", 15, 60)
+    c.real(f"{dem}.parent_age_max", obj.behaviour.demography.parent_age_min, 70)
+    # Parents are at least parent_age_min years old: a lower birth age means no births.
+    if obj.behaviour.demography.birth_max_parent_age <= obj.behaviour.demography.parent_age_min:
+        c.fail(f"{dem}.birth_max_parent_age", obj.behaviour.demography.birth_max_parent_age,
+               f"above {dem}.parent_age_min = {obj.behaviour.demography.parent_age_min}")
+    c.real(f"{dem}.outmig_logit", -20, 5)
+    c.signed(f"{dem}.outmig_dissatisfaction", LOGIT)
+    c.signed(f"{dem}.outmig_foreign", LOGIT)
+    c.signed(f"{dem}.foreign_renewal_taste", LOGIT)
 
     p = f"{b}.preferences"
     c.positive_int(f"{p}.n_candidates", 256)
     c.real(f"{p}.n_local_candidates", 0, 256)
     c.real(f"{p}.local_radius_km", 0.0, 50.0, lo_open=True)
-    c.real(f"{p}.x0", 0.0, 1.0, lo_open=True)
-    if obj.behaviour.preferences.x0 >= 1.0:
-        c.fail(f"{p}.x0", obj.behaviour.preferences.x0, "a value in (0, 1)")
+    # Satisfaction is x / x0 below the preferred share and falls to m_homog above it: x0
+    # at 0 or 1 divides by zero; 0.01 keeps the slope finite.
+    c.real(f"{p}.x0", 0.01, 0.99)
     for key in ("m_homog", "local_weight"):
         c.share(f"{p}.{key}")
     for key, n in (("w_comp_ses", N_SES), ("w_school", N_SES), ("w_amenity", N_SES),
                    ("budget", N_SES), ("w_comp_lang", N_LANG), ("tenure_cost", N_TENURE)):
         c.length(f"{p}.{key}", n)
     c.length(f"{p}.tenure_taste", N_SES, N_TENURE)
-    c.real(f"{p}.budget", 0.0, 10.0, lo_open=True)
+    c.real(f"{p}.budget", 0.01, 10.0)  # cost / budget: 0.01 keeps it finite
     c.real(f"{p}.tenure_cost", 0.0, 10.0)
     c.real(f"{p}.w_afford", 0.0, 1000.0)
     c.real(f"{p}.w_distance", 0.0, 100.0)
     c.real(f"{p}.social_max_ses", 0, N_SES - 1)
+    for key in ("w_comp_ses", "w_comp_lang", "w_school", "w_amenity", "tenure_taste",
+                "stay_bonus"):
+        c.signed(f"{p}.{key}", LOGIT)
 
     m = f"{b}.mobility"
     for key, n in (("age_band", 3), ("tenure", N_TENURE), ("ses", N_SES), ("space", N_TENURE)):
         c.length(f"{m}.{key}", n)
-    c.real(f"{m}.space", 0.0, 10.0, lo_open=True)
+    c.real(f"{m}.space", 0.1, 10.0)  # children / space: 0.1 keeps crowding finite
+    for key in ("base_logit", "age_band", "tenure", "ses", "dissatisfaction", "crowding"):
+        c.signed(f"{m}.{key}", LOGIT)
 
     d = f"{b}.daycare"
     c.length(f"{d}.join_prob", 6)
@@ -592,9 +809,13 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     c.positive_int(f"{d}.n_nearest", 64)
     c.length(f"{d}.w_reputation", N_SES)
     c.length(f"{d}.w_private", N_SES)
-    c.real(f"{d}.rechoose_km", 0.0)
+    c.real(f"{d}.w_distance", 0.0, 100.0)  # per km, as the school's and dwelling's
+    for key in ("w_reputation", "w_private", "w_resources"):
+        c.signed(f"{d}.{key}", LOGIT)
+    c.real(f"{d}.rechoose_km", 0.0, 100.0)  # 100 km: nobody re-chooses
 
     s = f"{b}.school"
+    c.flag(f"{s}.enabled")
     c.length(f"{s}.look_prob", N_SES)
     c.share(f"{s}.look_prob")
     c.length(f"{s}.info_mean", N_LANG)
@@ -606,25 +827,53 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     for key in ("w_reputation", "w_composition", "w_distance", "w_emphasis", "look_reputation"):
         c.length(f"{s}.{key}", N_SES)
     c.real(f"{s}.w_distance", 0.0, 100.0)
+    for key in ("w_reputation", "w_composition", "w_emphasis", "look_reputation",
+                "local_bonus"):
+        c.signed(f"{s}.{key}", LOGIT)
     c.real(f"{s}.aptitude_ses_corr", -1.0, 1.0)
 
     o = f"{b}.outcomes"
     c.length(f"{o}.ses_effect", N_SES)
+    for key in ("ses_effect", "foreign_effect", "peer_effect", "resource_effect",
+                "turnover_effect"):
+        c.signed(f"{o}.{key}", EFFECT)
     for key in ("adjustment", "turnover_base"):
         c.share(f"{o}.{key}")
+    # Turnover is a yearly rate: its sensitivities are rates per unit share or resources.
+    c.real(f"{o}.turnover_disadvantage", -1.0, 1.0)
+    c.real(f"{o}.turnover_resources", -1.0, 1.0)
     c.real(f"{o}.noise_sd", 0.0, 10.0)
 
-    # The levers themselves are built and checked by the policy layer (``scenarios``).
-    levers = obj.scenario.levers
-    if not isinstance(levers, list) or not all(
-            isinstance(lv, dict) and isinstance(lv.get("lever"), str) for lv in levers):
-        c.fail("scenario.levers", levers, "a list of mappings, each with a 'lever' name")
-
     r = f"{b}.reputation"
+    c.flag(f"{r}.feedback")
     c.share(f"{r}.inertia")
     c.length(f"{r}.w_composition", N_LANG)
-    c.real(f"{r}.outcome_scale", 0.0, 100.0, lo_open=True)
-    c.real(f"{r}.composition_scale", 0.0, 100.0, lo_open=True)
+    c.signed(f"{r}.w_outcome", LOGIT)
+    c.signed(f"{r}.w_composition", LOGIT)
+    # Reputation divides by the scales: 0.01 keeps it finite.
+    c.real(f"{r}.outcome_scale", 0.01, 100.0)
+    c.real(f"{r}.composition_scale", 0.01, 100.0)
+
+    for key in ("figures", "cells_in_areas", "progress"):
+        c.flag(f"output.{key}")
+
+    # The levers themselves are built and checked by the policy layer (``scenarios``).
+    c.text("scenario.name")
+    if not isinstance(obj.scenario.description, str):
+        c.fail("scenario.description", obj.scenario.description, "a string")
+    if not isinstance(obj.scenario.levers, list):
+        c.fail("scenario.levers", obj.scenario.levers, "a list of levers")
+
+    need = memory_estimate(obj)
+    have = machine_memory()
+    if sum(need.values()) > have:
+        key = max((k for k in need if k != "base"), key=need.get)
+        c.fail(key, c.get(key), f"a city this machine can hold: the run needs about "
+               f"{sum(need.values()) / 2**30:.1f} GiB, this machine has {have / 2**30:.1f} GiB")
+    # Nested lists may hold integers (``list[list[Any]]``): store floats, as flat lists do.
+    bd, bp = obj.behaviour.demography, obj.behaviour.preferences
+    bd.outmig_logit = [[float(v) for v in row] for row in bd.outmig_logit]
+    bp.tenure_taste = [[float(v) for v in row] for row in bp.tenure_taste]
     return obj
 
 

@@ -115,6 +115,11 @@ def _sum_of_products(a: FloatArray, b: FloatArray) -> float:
 # and the unit totals t (n_units,).
 
 
+def _unit(value: float) -> float:
+    """``value`` clipped to [0, 1]: every index lies there, round-off does not (H = -1.8e-17)."""
+    return float(np.clip(value, 0.0, 1.0))
+
+
 def _dissimilarity(ct: FloatArray, t: FloatArray, group: int) -> float:
     """Binary dissimilarity on validated counts (see :func:`dissimilarity`)."""
     x = ct[group]
@@ -127,7 +132,7 @@ def _dissimilarity(ct: FloatArray, t: FloatArray, group: int) -> float:
     diff = x * (1.0 / big_x + 1.0 / big_y)
     diff -= t * (1.0 / big_y)
     np.abs(diff, out=diff)
-    return float(0.5 * diff.sum())
+    return _unit(0.5 * diff.sum())
 
 
 def _theil_h(ct: FloatArray, t: FloatArray) -> float:
@@ -147,7 +152,7 @@ def _theil_h(ct: FloatArray, t: FloatArray) -> float:
     buf = np.divide(ct, t, out=np.ones_like(ct), where=nonzero)  # pi_im
     buf *= np.divide(big_t, t_m, out=np.ones_like(t_m), where=t_m > 0)[:, None]  # / pi_m
     np.log(buf, out=buf, where=nonzero)
-    return float(_sum_of_products(ct, buf) / (big_t * entropy))
+    return _unit(_sum_of_products(ct, buf) / (big_t * entropy))
 
 
 def _exposure(ct: FloatArray, t: FloatArray, group: int, other: int) -> float:
@@ -157,7 +162,7 @@ def _exposure(ct: FloatArray, t: FloatArray, group: int, other: int) -> float:
     if big_x <= 0:
         return float("nan")
     share_other = np.divide(ct[other], t, out=np.zeros_like(t), where=t > 0)
-    return float(_sum_of_products(x, share_other) / big_x)
+    return _unit(_sum_of_products(x, share_other) / big_x)
 
 
 def dissimilarity(counts: ArrayLike, group: int = 0) -> float:

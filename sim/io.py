@@ -27,6 +27,16 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.unlink(tmp)
 
 
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files that a killed writer left in ``folder`` (and its subfolders).
+
+    ``atomic_write`` names them ``.<target>.<random>.tmp``; a process killed between
+    creating and renaming one leaves it behind, and the rerun would not overwrite it.
+    """
+    for tmp in Path(folder).rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame atomically as Parquet (deterministic bytes for equal data)."""
     atomic_write(path, lambda p: df.to_parquet(p, index=False, engine="pyarrow"))

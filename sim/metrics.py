@@ -19,6 +19,7 @@ through Mesa's ``DataCollector``.
 
 from __future__ import annotations
 
+import fnmatch
 from typing import TYPE_CHECKING
 
 import mesa
@@ -36,6 +37,32 @@ LANG_COLS = [f"lang{k}" for k in range(2)]
 GROUPS = ["families", "children", "age7_12", "age13_15"]
 AREA_COLS = [f"{g}_{c}" for g in GROUPS for c in SES_COLS + LANG_COLS] + [
     "vacancies", "move_ins", "move_outs"]
+# Metric columns that may be empty (NaN), as ``fnmatch`` patterns, and when: a share or an
+# index over a group that is absent has no value (it is not 0). Every other column of
+# ``metrics.parquet`` is finite in every year (tests/test_properties.py); README, "What a
+# run writes", shows this table.
+MAY_BE_EMPTY: dict[str, str] = {
+    "seg_*_lang_*": "the units hold no foreign-language child, or only foreign-language "
+                    "children (city.foreign_share=0 and no foreign-language arrivals)",
+    "seg_*_ses_[Die]*": "the units hold no low-status (ses0) child, or only low-status ones",
+    "seg_*_ses_H": "the units hold children of one status class only",
+    "excess_school_*_H": "the school or catchment H of that dimension is empty",
+    "local_school_share_g[17]": "no child started grade 1 (grade 7) that year",
+    "local_school_share_*_renewal": "no entrant lives in a renewal area that year (always "
+                                    "with city.n_renewal_areas=0)",
+    "outcome_gap_decile": "fewer than two schools have pupils",
+    "move_rate*": "year 0 (no year behind it), or no family of that age band or status",
+    "outmigration_rate": "year 0",
+    "outmigration_preschool_share": "year 0, or no family left the city that year",
+    "daycare_participation*": "no child aged 1-6 of that group",
+}
+
+
+def may_be_empty(column: str) -> bool:
+    """True if the metric ``column`` may be NaN (see ``MAY_BE_EMPTY``)."""
+    return any(fnmatch.fnmatchcase(column, pattern) for pattern in MAY_BE_EMPTY)
+
+
 FLOW_KEYS = ("aged_out", "left_city", "arrivals", "births", "moves", "capacity_added",
              "daycare_waitlist")
 

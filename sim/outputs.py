@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 
 from sim.config import as_dict
 from sim.figures import draw_all
-from sim.io import write_parquet, write_text
+from sim.io import remove_stale_temporaries, write_parquet, write_text
 from sim.units import add_labels
 
 if TYPE_CHECKING:
@@ -118,6 +118,7 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True,
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(run_dir)  # left by an earlier run of this folder that was killed
     cfg = as_dict(model.cfg)
     write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)), run_dir / "config.yaml")
     metrics = model.recorder.metrics_frame()

@@ -12,12 +12,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
+from scipy import stats
 
 from conftest import TINY, tiny_config
 from experiments.collect import collect
-from experiments.compare import CompareConfig, compare, paired_effects
+from experiments.compare import CompareConfig, compare, paired_effects, split
 from scenarios.base import Lever
+from sim.evaluation import EvaluationConfig
 from sim.model import SegregationModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,3 +181,52 @@ def test_bad_scenario_file_gives_one_clear_error(case: str, tmp_path: Path) -> N
     assert message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists()  # nothing half-written
+
+
+def test_one_pair_has_no_interval() -> None:
+    """Issue #7: n=1 gives mean 0.2 with no interval, not [0.2, 0.2], and no verdict."""
+    from experiments.report import verdict
+
+    raw = pd.DataFrame({"scenario": ["baseline", "s"], "replicate": [0, 0], "year": [5, 5],
+                        "m": [1.0, 1.2]})
+    e = paired_effects(raw, ("m",)).iloc[0]
+    assert e["mean_diff"] == pytest.approx(0.2) and e["n_replicates"] == 1
+    assert np.isnan(e["ci_low"]) and np.isnan(e["ci_high"])
+    assert verdict(e, 1) == "no interval (fewer than 2 replicates)"
+
+
+@given(n_years=st.integers(1, 3), n=st.integers(1, 6), seed=st.integers(0, 2**16))
+@settings(max_examples=40, deadline=None)
+def test_paired_effects_match_scipy(n_years: int, n: int, seed: int) -> None:
+    """Random replicate tables, some values empty: mean and t-interval as scipy.stats gives."""
+    rng = np.random.default_rng(seed)
+    years = range(n_years)
+    base = rng.normal(size=(n, n_years))
+    scen = base + rng.normal(size=(n, n_years))
+    scen[rng.random(scen.shape) < 0.2] = np.nan  # empty values leave pairs out
+    rows = [{"scenario": name, "replicate": r, "year": y, "m": vals[r, y]}
+            for name, vals in (("baseline", base), ("s", scen)) for r in range(n) for y in years]
+    effects = paired_effects(pd.DataFrame(rows), ("m",))
+    for y in years:
+        d = (scen[:, y] - base[:, y])
+        d = d[~np.isnan(d)]
+        e = effects[effects["year"] == y].iloc[0]
+        assert e["n_replicates"] == len(d)
+        if len(d) < 2:
+            assert np.isnan(e["ci_low"]) and np.isnan(e["ci_high"])
+            continue
+        ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+        assert e["mean_diff"] == pytest.approx(d.mean())
+        assert e["ci_low"] == pytest.approx(ci.low) and e["ci_high"] == pytest.approx(ci.high)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"evaluation": EvaluationConfig(n_jobs=-1)},
+     "evaluation.n_jobs=-1 is not allowed; expected an integer >= 0 (0 = all cores)"),
+    ({"horizons": [-1]}, "horizons=[-1] is not allowed; expected years >= 1"),
+    ({"horizons": []}, "horizons=[] is not allowed; expected years >= 1"),
+])
+def test_comparison_options_are_checked(options: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        split(CompareConfig(**options))
+    assert str(info.value).startswith(message), str(info.value)

@@ -8,6 +8,7 @@ check, and the message must name the key, the offending value and what is allowe
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import subprocess
@@ -41,7 +42,8 @@ def case(override: str, shown: str, allowed: str, *extra: str):
 # (override list, "key=value" as the message shows it, the allowed values in the message)
 VALIDATE_CASES = [
     # ----------------------------------------------------------------- top level
-    case("city.preset=foo", "city.preset='foo'", "one of ['small', 'helsinki', 'from_files']"),
+    case("city.preset=foo", "city.preset='foo'",
+         "the preset chosen as a group, e.g. city=helsinki"),
     case("seed=-1", "seed=-1", "a non-negative integer"),
     case("city.seed=-2", "city.seed=-2", "a non-negative integer"),
     case("behaviour.preferences.n_local_candidates=-1",
@@ -49,6 +51,7 @@ VALIDATE_CASES = [
     case("behaviour.preferences.local_radius_km=0", "behaviour.preferences.local_radius_km=0.0",
          "values in (0.0, 50.0]"),
     case("years=0", "years=0", "an integer in [1, 500]"),
+    case("threads=0", "threads=0", f"an integer in [1, {os.cpu_count()}]"),
     case("years=501", "years=501", "an integer in [1, 500]"),
     case("threads=0", "threads=0", f"an integer in [1, {os.cpu_count()}]"),
     # ----------------------------------------------------------------- city integers
@@ -56,8 +59,9 @@ VALIDATE_CASES = [
       for k in ("width", "height", "n_families", "n_districts", "n_lower_schools",
                 "n_upper_schools", "n_daycares")],
     case("city.n_renewal_areas=-1", "city.n_renewal_areas=-1", "values in [0, 1000000]"),
-    case("city.cell_size_m=0.5", "city.cell_size_m=0.5", "values in [1.0, inf]"),
-    case("city.cell_size_m=nan", "city.cell_size_m=nan", "values in [1.0, inf]"),
+    case("city.cell_size_m=0.5", "city.cell_size_m=0.5", "values in [10.0, 5000.0]"),
+    case("city.cell_size_m=nan", "city.cell_size_m=nan", "values in [10.0, 5000.0]"),
+    case("city.cell_size_m=1e9", "city.cell_size_m=1000000000.0", "values in [10.0, 5000.0]"),
     # ----------------------------------------------------------------- city shares
     *[case(f"city.{k}=1.5", f"city.{k}=1.5", SHARE)
       for k in ("private_daycare_share", "sea_share", "social_share", "owner_share",
@@ -105,9 +109,9 @@ VALIDATE_CASES = [
     case(f"{DEM}.children_probs=[1.5,-0.5,0.0]", f"{DEM}.children_probs=[1.5, -0.5, 0.0]",
          SHARE),
     case(f"{DEM}.children_probs=[0.5,0.3,0.1]", f"{DEM}.children_probs=[0.5, 0.3, 0.1]", SUM1),
-    case(f"{DEM}.youngest_decay=0", f"{DEM}.youngest_decay=0.0", "values in (0.0, 1.0]"),
+    case(f"{DEM}.youngest_decay=0", f"{DEM}.youngest_decay=0.0", "values in [0.001, 1.0]"),
     case(f"{DEM}.arrival_youngest_decay=1.5", f"{DEM}.arrival_youngest_decay=1.5",
-         "values in (0.0, 1.0]"),
+         "values in [0.001, 1.0]"),
     case(f"{DEM}.sibling_gap_max=0", f"{DEM}.sibling_gap_max=0", "values in [1, 10]"),
     case(f"{DEM}.parent_age_min=14", f"{DEM}.parent_age_min=14", "values in [15, 60]"),
     case(f"{DEM}.parent_age_max=20", f"{DEM}.parent_age_max=20", "values in [25, 70]"),
@@ -123,8 +127,8 @@ VALIDATE_CASES = [
     # ----------------------------------------------------------------- preferences
     case(f"{PREF}.n_candidates=0", f"{PREF}.n_candidates=0", "an integer in [1, 256]"),
     case(f"{PREF}.n_candidates=257", f"{PREF}.n_candidates=257", "an integer in [1, 256]"),
-    case(f"{PREF}.x0=0", f"{PREF}.x0=0.0", "values in (0.0, 1.0]"),
-    case(f"{PREF}.x0=1.0", f"{PREF}.x0=1.0", "a value in (0, 1)"),
+    case(f"{PREF}.x0=0", f"{PREF}.x0=0.0", "values in [0.01, 0.99]"),
+    case(f"{PREF}.x0=1.0", f"{PREF}.x0=1.0", "values in [0.01, 0.99]"),
     case(f"{PREF}.m_homog=1.5", f"{PREF}.m_homog=1.5", SHARE),
     case(f"{PREF}.local_weight=-0.1", f"{PREF}.local_weight=-0.1", SHARE),
     *[case(f"{PREF}.{k}=[1.0,1.0]", f"{PREF}.{k}=[1.0, 1.0]", LEN3)
@@ -133,7 +137,7 @@ VALIDATE_CASES = [
     case(f"{PREF}.tenure_taste=[[0.0,0.0],[0.0,0.0],[0.0,0.0]]",
          f"{PREF}.tenure_taste=[[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]", "a list of length 3 x 3"),
     case(f"{PREF}.budget=[0.0,0.72,1.05]", f"{PREF}.budget=[0.0, 0.72, 1.05]",
-         "values in (0.0, 10.0]"),
+         "values in [0.01, 10.0]"),
     case(f"{PREF}.tenure_cost=[-0.1,0.8,1.0]", f"{PREF}.tenure_cost=[-0.1, 0.8, 1.0]",
          "values in [0.0, 10.0]"),
     case(f"{PREF}.w_afford=-1", f"{PREF}.w_afford=-1.0", "values in [0.0, 1000.0]"),
@@ -142,7 +146,7 @@ VALIDATE_CASES = [
     # ----------------------------------------------------------------- mobility
     *[case(f"{MOB}.{k}=[1.0,1.0]", f"{MOB}.{k}=[1.0, 1.0]", LEN3)
       for k in ("age_band", "tenure", "ses", "space")],
-    case(f"{MOB}.space=[0.0,1.5,3.0]", f"{MOB}.space=[0.0, 1.5, 3.0]", "values in (0.0, 10.0]"),
+    case(f"{MOB}.space=[0.0,1.5,3.0]", f"{MOB}.space=[0.0, 1.5, 3.0]", "values in [0.1, 10.0]"),
     # ----------------------------------------------------------------- daycare
     case(f"{DC}.join_prob=[0.5,0.5,0.5,0.5,0.5]", f"{DC}.join_prob=[0.5, 0.5, 0.5, 0.5, 0.5]",
          "a list of length 6"),
@@ -153,7 +157,7 @@ VALIDATE_CASES = [
     case(f"{DC}.n_nearest=65", f"{DC}.n_nearest=65", "an integer in [1, 64]"),
     case(f"{DC}.w_reputation=[1.0,1.0]", f"{DC}.w_reputation=[1.0, 1.0]", LEN3),
     case(f"{DC}.w_private=[1.0,1.0]", f"{DC}.w_private=[1.0, 1.0]", LEN3),
-    case(f"{DC}.rechoose_km=-1", f"{DC}.rechoose_km=-1.0", "values in [0.0, inf]"),
+    case(f"{DC}.rechoose_km=-1", f"{DC}.rechoose_km=-1.0", "values in [0.0, 100.0]"),
     # ----------------------------------------------------------------- school
     case(f"{SCH}.look_prob=[0.1,0.1]", f"{SCH}.look_prob=[0.1, 0.1]", LEN3),
     case(f"{SCH}.look_prob=[0.1,0.1,1.5]", f"{SCH}.look_prob=[0.1, 0.1, 1.5]", SHARE),
@@ -177,10 +181,56 @@ VALIDATE_CASES = [
     case(f"{OUT}.noise_sd=11", f"{OUT}.noise_sd=11.0", "values in [0.0, 10.0]"),
     case(f"{REP}.inertia=1.5", f"{REP}.inertia=1.5", SHARE),
     case(f"{REP}.w_composition=[1.0]", f"{REP}.w_composition=[1.0]", LEN2),
-    case(f"{REP}.outcome_scale=0", f"{REP}.outcome_scale=0.0", "values in (0.0, 100.0]"),
+    case(f"{REP}.outcome_scale=0", f"{REP}.outcome_scale=0.0", "values in [0.01, 100.0]"),
     case(f"{REP}.composition_scale=101", f"{REP}.composition_scale=101.0",
-         "values in (0.0, 100.0]"),
+         "values in [0.01, 100.0]"),
 ]
+
+
+DEFAULTS = flat_fields(Config())
+NUMBER_KEYS = sorted(k for k, v in DEFAULTS.items()
+                     if isinstance(v, float | list) and k != "scenario.levers")
+FLAG_KEYS = sorted(k for k, v in DEFAULTS.items() if isinstance(v, bool))
+
+
+def with_value(key: str, value: object) -> dict:
+    """The default config as a dict, with ``key`` set to ``value``."""
+    tree = as_dict(Config())
+    *parents, leaf = key.split(".")
+    node = tree
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    return tree
+
+
+def first_nan(value: object) -> object:
+    """``value`` with its first number replaced by NaN (same shape)."""
+    if isinstance(value, list):
+        return [first_nan(value[0]), *value[1:]]
+    return math.nan
+
+
+@pytest.mark.parametrize("key", NUMBER_KEYS)
+def test_every_float_refuses_nan_and_inf(key):
+    """Issue #7: every float in the config is finite and in a documented range."""
+    bads = [first_nan(DEFAULTS[key])]
+    if not isinstance(DEFAULTS[key], list):
+        bads += [math.inf, -math.inf]
+    for bad in bads:
+        with pytest.raises(ValueError, match=rf"^config error: {re.escape(key)}=.* is not "
+                                             "allowed; expected "):
+            validate(with_value(key, bad))
+
+
+@pytest.mark.parametrize("key", FLAG_KEYS)
+def test_every_flag_refuses_numbers(key):
+    """``behaviour.reputation.feedback=2`` is refused, not read as true."""
+    pattern = rf"^config error: {re.escape(key)}=2 is not allowed; expected true or false$"
+    with pytest.raises(ValueError, match=pattern):
+        validate(with_value(key, 2))
+    with pytest.raises(ValueError, match=pattern):
+        load_config([f"{key}=2"])
 
 
 @pytest.mark.parametrize(("overrides", "shown", "allowed"), VALIDATE_CASES)
@@ -204,6 +254,8 @@ def test_every_checked_key_has_a_case(monkeypatch):
     monkeypatch.setattr(config_mod._Checker, "get", spy)
     validate(Config())
     tested = {shown.partition("=")[0] for _, shown, _ in (p.values for p in VALIDATE_CASES)}
+    tested |= set(NUMBER_KEYS) | set(FLAG_KEYS) | {"scenario.name", "scenario.description",
+                                                   "scenario.levers"}
     assert len(seen) > 60
     assert seen <= tested, sorted(seen - tested)
 
@@ -234,7 +286,8 @@ def test_validate_on_dataclass_and_dict_gives_same_message():
         pytest.param(["city.foreign_share=high"], ["city.foreign_share=high", "Float"],
                      id="foreign_share=high"),
         pytest.param(["behaviour.school.enabled=maybe"],
-                     ["behaviour.school.enabled=maybe", "not a valid bool"], id="enabled=maybe"),
+                     ["behaviour.school.enabled='maybe'", "expected true or false"],
+                     id="enabled=maybe"),
     ],
 )
 def test_load_config_override_errors(overrides, parts):
@@ -314,3 +367,107 @@ def test_cli_rejects_bad_config_without_output(tmp_path):
     assert "Traceback" not in proc.stderr
     assert not run_dir.exists(), list(run_dir.rglob("*"))
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ issue #7: new messages
+ISSUE_COMMANDS = [
+    (["city.n_families=30", "years=2"], "city.n_families=30",
+     "at least 10 families per school and daycare (360 for 36 units of one kind)"),
+    (["city.n_families=1000000000"], "city.n_families=1000000000",
+     "a city this machine can hold: the run needs about"),
+    (["city.width=1000000000"], "city.width=1000000000",
+     "a city this machine can hold: the run needs about"),
+    (["behaviour.outcomes.peer_effect=nan"], "behaviour.outcomes.peer_effect=nan",
+     "values in [-10.0, 10.0]"),
+    (["behaviour.mobility.base_logit=nan"], "behaviour.mobility.base_logit=nan",
+     "values in [-20.0, 20.0]"),
+    (["behaviour.demography.outmig_dissatisfaction=inf"],
+     "behaviour.demography.outmig_dissatisfaction=inf", "values in [-20.0, 20.0]"),
+    (["behaviour.daycare.w_resources=nan"], "behaviour.daycare.w_resources=nan",
+     "values in [-20.0, 20.0]"),
+    (["+behaviour.school.lookprob=0.5"], "behaviour.school.lookprob=0.5",
+     "a known key; behaviour.school has enabled, look_prob"),
+    (["+foo=1"], "foo=1", "a known key; the config has seed, years"),
+    (["behaviour.demography.birth_max_parent_age=18"],
+     "behaviour.demography.birth_max_parent_age=18",
+     "above behaviour.demography.parent_age_min = 25"),
+    (["city.preset=helsinki"], "city.preset='helsinki'",
+     "the preset chosen as a group, e.g. city=helsinki"),
+    (["city.cell_size_m=1e9"], "city.cell_size_m=1000000000.0", "values in [10.0, 5000.0]"),
+    (["behaviour.reputation.feedback=2"], "behaviour.reputation.feedback=2", "true or false"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "shown", "allowed"), ISSUE_COMMANDS,
+                         ids=[" ".join(c[0]) for c in ISSUE_COMMANDS])
+def test_issue_commands_are_refused(overrides, shown, allowed):
+    with pytest.raises(ValueError) as info:
+        load_config(overrides)
+    msg = str(info.value)
+    assert msg.startswith(f"config error: {shown} is not allowed; expected {allowed}"), msg
+    assert "\n" not in msg
+
+
+def test_nested_lists_accept_integers():
+    cfg = load_config(["behaviour.demography.outmig_logit=[[-4,-3,-3],[-4,-4,-5],[-5,-5,-5]]",
+                       "behaviour.preferences.tenure_taste=[[1,0,0],[0,0,1],[-1,0,1]]"])
+    assert cfg.behaviour.demography.outmig_logit[0] == [-4.0, -3.0, -3.0]
+    assert all(isinstance(v, float) for row in cfg.behaviour.preferences.tenure_taste
+               for v in row)
+
+
+def test_memory_estimate_names_the_estimate(monkeypatch):
+    from sim import config as config_mod
+
+    monkeypatch.setattr(config_mod, "machine_memory", lambda: 2**30)
+    cfg = Config()
+    cfg.city.n_families = 200_000
+    with pytest.raises(ValueError, match=r"^config error: city\.n_families=200000 is not "
+                                         r"allowed; expected a city this machine can hold: the "
+                                         r"run needs about 1\.4 GiB, this machine has 1\.0 GiB$"):
+        validate(cfg)
+    assert validate(Config()) == Config()  # the small city fits in 1 GiB
+
+
+@pytest.mark.parametrize(("tree", "message"), [
+    ({"city": {"foreign_share": "abc"}},
+     "config error: city.foreign_share='abc' is not allowed; expected a number"),
+    ({"behaviour": {"school": {"enabled": 3}}},
+     "config error: behaviour.school.enabled=3 is not allowed; expected true or false"),
+    ({"scenario": {"levers": {"lever": "engagement"}}},
+     "config error: scenario.levers={'lever': 'engagement'} is not allowed; expected a list"),
+    ({"city": {"widht": 10}}, "config error: city.widht=10 is not allowed; expected a known "
+                              "key; city has preset"),
+    ({"scenario": {"name": " "}},
+     "config error: scenario.name=' ' is not allowed; expected a non-empty string"),
+])
+def test_config_tree_messages(tree, message):
+    with pytest.raises(ValueError) as info:
+        validate(tree)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_levers_and_description_of_a_dataclass_are_checked():
+    cfg = Config()
+    cfg.scenario.levers = "engagement"  # type: ignore[assignment]
+    with pytest.raises(ValueError, match=r"scenario\.levers='engagement' is not allowed; "
+                                         "expected a list of levers"):
+        validate(cfg)
+    cfg = Config()
+    cfg.scenario.description = 3  # type: ignore[assignment]
+    with pytest.raises(ValueError, match=r"scenario\.description=3 is not allowed; expected a "
+                                         "string"):
+        validate(cfg)
+
+
+def test_preset_label_of_a_tree_is_checked():
+    with pytest.raises(ValueError, match=r"city\.preset='foo' is not allowed; expected one of"):
+        validate({"city": {"preset": "foo"}})
+
+
+def test_hydra_messages_are_one_line():
+    for overrides in (["city=nowhere"], ["seed"], ["years=abc"], ["nosuch=1"]):
+        with pytest.raises(ValueError) as info:
+            load_config(overrides)
+        assert "\n" not in str(info.value), str(info.value)
+        assert "HYDRA_FULL_ERROR" not in str(info.value)

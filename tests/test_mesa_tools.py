@@ -6,14 +6,15 @@ import mesa
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import TINY, tiny_config
 from scenarios import ScenarioModel
 from sim.config import config_from_params
 from sim.model import SegregationModel
 
-# The tiny city of conftest.TINY as keyword parameters (dotted keys).
-TINY_PARAMS = {key: value for key, value in (ov.split("=") for ov in TINY)}
+# The tiny city of conftest.TINY as keyword parameters (dotted keys, Python values).
+TINY_PARAMS = {key: yaml.safe_load(value) for key, value in (ov.split("=") for ov in TINY)}
 
 
 def test_keyword_parameters_build_the_same_config_as_overrides() -> None:

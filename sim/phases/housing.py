@@ -17,7 +17,8 @@ AGE_BANDS = np.array([0] * 7 + [1] * 6 + [2] * 3)  # youngest age 0-15 -> 0-6, 7
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function."""
-    return 1.0 / (1.0 + np.exp(-x))
+    # exp(700) is finite: logits beyond it give exactly 0 or 1 without an overflow warning.
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -700.0, 700.0)))
 
 
 def age_band(model: SegregationModel) -> np.ndarray:

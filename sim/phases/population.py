@@ -51,7 +51,8 @@ def new_families(model: SegregationModel, n: int, stream: str, foreign_share: fl
     n_kids = 1 + (u[:, 5, None] >= np.cumsum(dem.children_probs)[:2]).sum(1)
     n_kids = np.minimum(n_kids, dem.max_children)
     q = 1.0 - youngest_decay  # geometric age of the youngest, truncated at 15
-    youngest = np.floor(np.log1p(-u[:, 6] * (1 - q**16)) / np.log(q)).astype(np.int64)
+    with np.errstate(divide="ignore"):  # decay 1: log q = -inf, and every youngest is 0
+        youngest = np.floor(np.log1p(-u[:, 6] * (1 - q**16)) / np.log(q)).astype(np.int64)
     gaps = (1 + np.floor(u[:, 7:9] * dem.sibling_gap_max)).astype(np.int64).cumsum(1)
     ages = np.column_stack([youngest, youngest + gaps[:, 0], youngest + gaps[:, 1]])
     keep = (np.arange(3)[None, :] < n_kids[:, None]) & (ages <= 15)

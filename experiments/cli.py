@@ -1,0 +1,79 @@
+"""The one error path of the command line, shared by every entry point.
+
+Every user-input error (a Hydra override that does not parse, an unknown key, a config value
+out of range, a scenario file that is not valid YAML or names a bad lever, a sweep that
+would overwrite other runs) ends the command the same way: one line on stderr,
+``error: <what is wrong: the file or key, the value and what is allowed>``, exit code
+``EXIT_USER_ERROR`` (2), and no run folder left behind if nothing was written to it.
+Genuine bugs still end in a traceback (exit code 1).
+
+Two places catch them:
+
+* ``user_errors(run_dir)`` around the checks inside an entry point's ``main`` (after Hydra
+  has composed the config and created the run folder, which it then removes if empty);
+* ``entry(main)`` around Hydra's own entry, for errors Hydra raises before ``main`` is
+  entered (override parsing, unknown config groups, type conversion of overrides). Hydra
+  prints those over several lines ending in the ``HYDRA_FULL_ERROR`` hint and exits 1; with
+  ``HYDRA_FULL_ERROR=1`` set it re-raises them instead, so ``entry`` can print one line.
+  (A debugger sees the same full exceptions.)
+
+In a sweep (``--multirun``) a job's user error is raised instead: Hydra reports the failed
+job after the others have run, so one bad job does not end the sweep.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from sim.config import one_line
+from sim.outputs import remove_if_empty
+
+EXIT_USER_ERROR = 2
+USER_ERRORS = (ValueError, HydraException, OmegaConfBaseException, yaml.YAMLError)
+
+
+def refuse(exc: BaseException | str, run_dir: Path | None = None) -> NoReturn:
+    """Print ``error: <message>`` on one line, remove an empty run folder, exit 2."""
+    if run_dir is not None:
+        remove_if_empty(run_dir)
+    text = exc if isinstance(exc, str) else one_line(exc)
+    print(f"error: {' '.join(text.split())}", file=sys.stderr)  # the command's own output
+    sys.exit(EXIT_USER_ERROR)
+
+
+@contextmanager
+def user_errors(run_dir: Path, sweep: bool = False) -> Iterator[None]:
+    """Turn user-input errors inside ``main`` into ``refuse``; clean up after any crash.
+
+    Args:
+        run_dir: The run folder, removed if nothing was written to it.
+        sweep: A job of a sweep: re-raise, so that the sweep's other jobs still run.
+    """
+    try:
+        yield
+    except USER_ERRORS as exc:
+        if sweep:
+            remove_if_empty(run_dir)
+            raise
+        refuse(exc, run_dir)
+    except BaseException:
+        remove_if_empty(run_dir)  # a crash before any output leaves no empty folder
+        raise
+
+
+def entry(main: Callable[[], Any]) -> None:
+    """Run a ``@hydra.main`` function so that Hydra's own input errors are one line too."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing and exit(1)
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
+        refuse(exc)
