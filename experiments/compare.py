@@ -13,7 +13,9 @@ directory:
 * ``report.html``: a self-contained report for non-modellers (``experiments.report``).
 
 Any model parameter can be overridden as in ``experiments.run`` (``city=helsinki``,
-``behaviour.school.enabled=false``...); they apply to every scenario.
+``behaviour.school.enabled=false``...); they apply to every scenario. Year 0 is the settled
+city (``start=settled``, default): each replicate's burn-in runs once, and every scenario of
+that replicate starts from its checkpoint; ``start=fresh`` starts from the generated city.
 """
 
 from __future__ import annotations
@@ -125,9 +127,28 @@ def check_levers(cfgs: dict[str, Config]) -> None:
     """
     for name, cfg in cfgs.items():
         try:
-            SegregationModel(cfg, levers=scenario_levers(cfg))
+            SegregationModel(cfg, levers=scenario_levers(cfg),
+                             checkpoints=cfg.checkpoint_dir or None)
         except ValueError as exc:
             raise ValueError(f"scenario {name}: {exc}") from exc
+
+
+def settle(cfg: Config) -> None:
+    """Compute (or find) the settled-state checkpoint of ``cfg`` (``sim.checkpoint``)."""
+    logging.getLogger("MESA").setLevel(logging.WARNING)
+    SegregationModel(cfg, checkpoints=cfg.checkpoint_dir)
+
+
+def settle_replicates(base: Config, replicates: int, n_jobs: int) -> None:
+    """One settled state per replicate seed, in parallel, before any scenario runs.
+
+    Every scenario of a replicate then restores its baseline twin's state, so the burn-in
+    runs once per replicate, not once per scenario and replicate.
+    """
+    if base.start != "settled" or not base.checkpoint_dir or base.burn_in_years == 0:
+        return
+    Parallel(n_jobs=n_jobs)(delayed(settle)(replace(base, seed=base.seed + r))
+                            for r in range(replicates))
 
 
 def families_by_status(model: SegregationModel) -> np.ndarray:
@@ -140,7 +161,8 @@ def families_by_status(model: SegregationModel) -> np.ndarray:
 def run_one(cfg: Config, replicate: int) -> dict[str, Any]:
     """One replicate of one scenario; returns its metrics and what the report maps need."""
     logging.getLogger("MESA").setLevel(logging.WARNING)
-    model = SegregationModel(cfg, levers=scenario_levers(cfg))
+    model = SegregationModel(cfg, levers=scenario_levers(cfg),
+                             checkpoints=cfg.checkpoint_dir or None)
     catch0 = (model.city.catchment_lower.copy(), model.city.catchment_upper.copy())
     status0 = families_by_status(model)
     model.run()
@@ -213,6 +235,7 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
     tasks = [(replace(scen_cfgs[name], seed=base.seed + r), r)
              for name in opts["scenarios"] for r in range(opts["replicates"])]
     n_jobs = opts["n_jobs"] or -1
+    settle_replicates(base, opts["replicates"], n_jobs)
     gen = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(run_one)(c, r) for c, r in tasks)
     results = list(tqdm(gen, total=len(tasks), desc="runs", disable=not progress))
     raw = pd.concat([r["metrics"] for r in results], ignore_index=True)

@@ -6,6 +6,9 @@ Examples:
     python -m experiments.run --multirun seed=1,2,3
 
 The run directory (Hydra's ``hydra.run.dir``) receives the files listed in ``sim.outputs``.
+Year 0 is the settled city after ``burn_in_years`` (``start=settled``, the default), restored
+from ``checkpoint_dir`` when an earlier run computed it; ``start=fresh`` starts from the
+generated city.
 A run whose directory already holds ``summary.json`` with the same config is skipped, so an
 interrupted sweep with a fixed ``hydra.sweep.dir`` can simply be started again; a finished
 run with another config is never overwritten.
@@ -49,7 +52,7 @@ def main(dcfg: DictConfig) -> None:
             log.info("already done, skipping: %s", run_dir)
             return
         t0 = time.perf_counter()
-        model = SegregationModel(cfg, levers=levers)
+        model = SegregationModel(cfg, levers=levers, checkpoints=cfg.checkpoint_dir or None)
     except ValueError as exc:
         remove_if_empty(run_dir)
         print(f"error: {exc}", file=sys.stderr)

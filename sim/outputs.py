@@ -6,6 +6,8 @@ A run directory holds:
 * ``metrics.parquet``: one row a year (``sim.metrics``);
 * ``units.parquet``: one row per school and daycare per year;
 * ``areas.parquet``: one row per district, catchment and cell per year;
+* ``ages.parquet``: child flows by age (0-15) per year: at risk and leaving the city by
+  status, born in the city, first moves within the city (``YearRecorder.ages_frame``);
 * ``summary.json``: versions, git hash, seed, resolved config and final-year metrics;
 * ``figures/``: maps and time series (``sim.figures``).
 
@@ -90,6 +92,7 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True) -> P
     write_parquet(metrics, run_dir / "metrics.parquet")
     write_parquet(model.recorder.units_frame(), run_dir / "units.parquet")
     write_parquet(model.recorder.areas_frame(), run_dir / "areas.parquet")
+    write_parquet(model.recorder.ages_frame(), run_dir / "ages.parquet")
     if figures:
         draw_all(model, metrics, run_dir / "figures")
     final = metrics.iloc[-1].to_dict()

@@ -16,6 +16,7 @@ TINY = [
     "city.n_lower_schools=4",
     "city.n_upper_schools=2",
     "city.n_daycares=6",
+    "start=fresh",
     "years=4",
     "output.progress=false",
 ]

@@ -31,7 +31,8 @@ REQUIRED = [
     "excess_school_ses_H", "local_school_share_g1", "local_school_share_g7",
     "outcome_gap_decile", "move_rate", "outmigration_rate",
 ]
-FILES = ["config.yaml", "metrics.parquet", "units.parquet", "areas.parquet", "summary.json"]
+FILES = ["config.yaml", "metrics.parquet", "units.parquet", "areas.parquet", "ages.parquet",
+         "summary.json"]
 
 
 @pytest.fixture(scope="module")

@@ -59,8 +59,8 @@ def new_families(model: SegregationModel, n: int, stream: str, foreign_share: fl
 
 
 def add_children(model: SegregationModel, fam: np.ndarray, ages: np.ndarray,
-                 u_apt: np.ndarray) -> None:
-    """Add children to families.
+                 u_apt: np.ndarray) -> np.ndarray:
+    """Add children to families; returns their slots.
 
     Aptitude is correlated with family status (from uniforms ``u_apt``); achievement
     starts at the family-background level.
@@ -72,6 +72,7 @@ def add_children(model: SegregationModel, fam: np.ndarray, ages: np.ndarray,
     z = (f.ses[fam] - 1) / 0.8  # status class standardised (sd of 0/1/2 is about 0.8)
     ch.aptitude[slots] = rho * z + np.sqrt(1 - rho**2) * ndtri(u_apt)
     ch.outcome[slots] = model.background(fam)
+    return slots
 
 
 def remove_families(model: SegregationModel, slots: np.ndarray) -> None:
@@ -110,7 +111,7 @@ def initial_population(model: SegregationModel) -> None:
     cfg = model.cfg
     rng = model.streams.get("init_population")
     slots, keys = new_families(model, cfg.city.n_families, "init_families",
-                               cfg.city.foreign_share, 0,
+                               cfg.city.foreign_share, model.year,
                                cfg.behaviour.demography.youngest_decay)
     house(model, slots, keys, "init_housing")
     ch = model.children
