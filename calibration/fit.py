@@ -22,7 +22,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import optuna
@@ -264,20 +263,15 @@ def profile(problem: Problem, best: dict[str, float], points: int = 5) -> pd.Dat
 
 
 def behaviour_yaml(cfg: Config, params: dict[str, float], header: str) -> str:
-    """A ``behaviour`` group option holding the fitted values (lists written whole)."""
-    fitted = OmegaConf.create(as_dict(with_params(cfg, params)))
-    out: dict[str, Any] = {}
-    for key in params:
-        parts = key.split(".")
-        if parts[0] != "behaviour":
-            raise ValueError(f"calibration parameter {key!r} is not under behaviour")
-        head = parts[1:]
-        if head[-1].isdigit():  # a list element: write the whole list
-            head = head[:-1]
-        value = OmegaConf.select(fitted, ".".join(["behaviour", *head]))
-        node = out
-        for part in head[:-1]:
-            node = node.setdefault(part, {})
-        node[head[-1]] = OmegaConf.to_container(value) if OmegaConf.is_list(value) else value
-    body = yaml.safe_dump(out, sort_keys=True, default_flow_style=None)
+    """A ``behaviour`` group option: every behaviour value that differs from the schema.
+
+    That is the fitted ``params`` and whatever the base config's behaviour option already
+    set (an earlier fit the run started from); lists are written whole.
+    """
+    fitted = as_dict(with_params(cfg, params))["behaviour"]
+    schema = as_dict(Config())["behaviour"]
+    out = {group: {k: v for k, v in values.items() if v != schema[group][k]}
+           for group, values in fitted.items()}
+    body = yaml.safe_dump({g: v for g, v in out.items() if v}, sort_keys=True,
+                          default_flow_style=None)
     return f"# @package behaviour\n{header}{body}"

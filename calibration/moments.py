@@ -84,7 +84,7 @@ def metric_columns() -> frozenset[str]:
     for unit in ("res", "cell", "catchment", "school", "school_lower", "school_upper",
                  "daycare"):
         names |= {f"seg_{unit}_{dim}_{i}" for dim in ("ses", "lang") for i in idx}
-    names |= {f"excess_school_{dim}_H" for dim in ("ses", "lang")}
+    names |= {f"excess_school_{dim}_H{s}" for dim in ("ses", "lang") for s in ("", "_res")}
     for g in ("g1", "g7"):
         names |= {f"local_school_share_{g}", f"local_school_share_{g}_renewal"}
     names |= {f"move_rate_age{b}" for b in ("0_6", "7_12", "13_15")}

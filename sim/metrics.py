@@ -270,6 +270,10 @@ class YearRecorder:
         for dim in ("ses", "lang"):
             out[f"excess_school_{dim}_H"] = out[f"seg_school_{dim}_H"] - out[
                 f"seg_catchment_{dim}_H"]
+            # Against neighbourhoods (districts, children 0-15), as Dignum et al. 2022
+            # compare school H with neighbourhood H.
+            out[f"excess_school_{dim}_H_res"] = out[f"seg_school_{dim}_H"] - out[
+                f"seg_res_{dim}_H"]
         for lev, g in ((0, "g1"), (1, "g7")):
             n, loc, n_r, loc_r = self.intake[lev]
             out[f"local_school_share_{g}"] = float(_rate(loc, n))

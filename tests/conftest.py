@@ -17,6 +17,7 @@ TINY = [
     "city.n_upper_schools=2",
     "city.n_daycares=6",
     "start=fresh",
+    "behaviour=default",
     "years=4",
     "output.progress=false",
 ]
