@@ -132,6 +132,14 @@ def calibrate(argv: list[str]) -> Path:
     study = fit.run_study(problem, storage, opts["study"] or f"calibrate_{preset}",
                           int(opts["trials"]), int(opts["workers"]), start=start)
     wall = time.perf_counter() - t0
+    # The fitted file lists the base behaviour too: it must be the one the trials ran on.
+    stored = study.user_attrs.get("base_behaviour")
+    now = fit.as_dict(base)["behaviour"]
+    if stored is None:
+        study.set_user_attr("base_behaviour", now)
+    elif stored != now:
+        raise ValueError(f"study {study.study_name} ran on another base behaviour; start it "
+                         "with the same behaviour=... option as before")
     best = study.best_params
     table = fit.fit_table(moments, fit.best_sims(study), problem.fitted)
     trials = fit.trials_frame(study)

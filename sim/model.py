@@ -61,7 +61,7 @@ def _gc_frozen() -> Iterator[None]:
     finally:
         gc.unfreeze()
 
-# The set-up: today's city before the first simulated year.
+# The set-up: the generated city, before the burn-in (start=settled) or year 1 (fresh).
 SETUP: tuple[Phase, ...] = (
     population.initial_population,  # families drawn and sorted into dwellings by choice
     capacity.initial_capacities,  # school and daycare seats from the initial demand
