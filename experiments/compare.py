@@ -17,14 +17,16 @@ chunks are skipped when the same command is run again), and writes to its run di
   the outputs from them).
 
 Any model parameter can be overridden as in ``experiments.run`` (``city=helsinki``,
-``behaviour.school.enabled=false``...); they apply to every scenario.
+``behaviour.school.enabled=false``...); they apply to every scenario. Year 0 is the settled
+city (``start=settled``, default): each replicate's burn-in runs once, and every scenario of
+that replicate starts from its checkpoint; ``start=fresh`` starts from the generated city.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ import pandas as pd
 import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
@@ -171,9 +174,28 @@ def check_levers(cfgs: dict[str, Config]) -> None:
     """
     for name, cfg in cfgs.items():
         try:
-            SegregationModel(cfg, levers=scenario_levers(cfg))
+            SegregationModel(cfg, levers=scenario_levers(cfg),
+                             checkpoints=cfg.checkpoint_dir or None)
         except ValueError as exc:
             raise ValueError(f"scenario {name}: {exc}") from exc
+
+
+def settle(cfg: Config) -> None:
+    """Compute (or find) the settled-state checkpoint of ``cfg`` (``sim.checkpoint``)."""
+    logging.getLogger("MESA").setLevel(logging.WARNING)
+    SegregationModel(cfg, checkpoints=cfg.checkpoint_dir)
+
+
+def settle_replicates(base: Config, replicates: int, n_jobs: int) -> None:
+    """One settled state per replicate seed, in parallel, before any scenario runs.
+
+    Every scenario of a replicate then restores its baseline twin's state, so the burn-in
+    runs once per replicate, not once per scenario and replicate.
+    """
+    if base.start != "settled" or not base.checkpoint_dir or base.burn_in_years == 0:
+        return
+    Parallel(n_jobs=n_jobs)(delayed(settle)(replace(base, seed=base.seed + r))
+                            for r in range(replicates))
 
 
 def paired_effects(raw: pd.DataFrame, metrics: tuple[str, ...] = KEY_METRICS) -> pd.DataFrame:
@@ -248,6 +270,7 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
     tasks = [{"scenario": name, "seed": base.seed + r, "replicate": r}
              for name in scen_cfgs for r in range(opts["replicates"])]
     write_provenance(out_dir, as_dict(cfg))
+    settle_replicates(base, opts["replicates"], opts["evaluation"]["n_jobs"] or -1)
     study = evaluate(run_scenario_task, context, tasks, out_dir,
                      EvaluationConfig(**opts["evaluation"]), progress)
     return finish(study)

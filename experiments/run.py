@@ -13,6 +13,9 @@ gets ``config.yaml`` and ``provenance.json``. A run whose folder already holds
 ``hydra.sweep.dir`` can simply be started again. A finished run with another config is never
 overwritten: a single run stops with an error; in a sweep that job is reported as failed and
 the other jobs still run.
+Year 0 is the settled city after ``burn_in_years`` (``start=settled``, the default), restored
+from ``checkpoint_dir`` when an earlier run computed it; ``start=fresh`` starts from the
+generated city.
 
 """
 
@@ -97,7 +100,7 @@ def main(dcfg: DictConfig) -> None:
             log.info("already done, skipping: %s", run_dir)
             return
         t0 = time.perf_counter()
-        model = SegregationModel(cfg, levers=levers)
+        model = SegregationModel(cfg, levers=levers, checkpoints=cfg.checkpoint_dir or None)
         model.run(progress=cfg.output.progress)
         write_run(model, run_dir, figures=cfg.output.figures, overrides=list(hc.overrides.task))
     m = model.recorder.current

@@ -49,7 +49,7 @@ def run_scenario_task(context: dict, task: dict) -> dict[str, Any]:
     logging.getLogger("MESA").setLevel(logging.WARNING)  # no per-step log lines
     cfg = task_config(context, task)
     levers = build_levers(cfg.scenario.levers, f"scenario {cfg.scenario.name}")
-    model = SegregationModel(cfg, levers=levers)
+    model = SegregationModel(cfg, levers=levers, checkpoints=cfg.checkpoint_dir or None)
     catch0 = (model.city.catchment_lower.copy(), model.city.catchment_upper.copy())
     status0 = families_by_status(model)
     model.run()

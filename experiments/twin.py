@@ -125,8 +125,9 @@ class TwinModel(mesa.Model):
             raise ValueError(f"policy={policy!r} is not allowed; expected {CUSTOM!r} or one of "
                              f"{available_scenarios()}")
         # The same config without levers (no second composition: the page builds this often).
-        self.baseline = SegregationModel(replace(self.policy.cfg, scenario=ScenarioConfig()),
-                                         levers=[])
+        base_cfg = replace(self.policy.cfg, scenario=ScenarioConfig())
+        self.baseline = SegregationModel(base_cfg, levers=[],
+                                         checkpoints=base_cfg.checkpoint_dir or None)
         self.years = int(years)
         self.step_seconds = 0.0
         self.redraw_seconds: dict[str, float] = {}  # the page's views book their draw times

@@ -35,4 +35,5 @@ class ScenarioModel(SegregationModel):
                  rng: int | None = None, **params: Any) -> None:
         cfg = config_from_params(seed=seed, rng=rng, scenario=scenario, **params)
         levers = build_levers(cfg.scenario.levers, f"scenario {cfg.scenario.name}")
-        super().__init__(cfg, levers=levers)
+        # Settled starts come from the checkpoint folder: one burn-in per city and seed.
+        super().__init__(cfg, levers=levers, checkpoints=cfg.checkpoint_dir or None)

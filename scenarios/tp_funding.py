@@ -20,7 +20,7 @@ units' per-pupil resources: ``resources = 1 + euros / (pupils x base_cost_per_pu
 where ``base_cost_per_pupil_eur`` = 10,000 EUR is an ``assumption`` (the order of magnitude of
 Helsinki's basic-education cost per pupil). Budgets are Helsinki-scale euros
 (``tp_budget_basic_education_eur`` = 9,737,000 EUR/yr in 2025; ``old_pd_funding_eur`` =
-2,500,000 EUR/yr in 2016) and are scaled by ``city.n_families / reference_families`` (60,000
+2,500,000 EUR/yr in 2016) and are scaled by ``city.n_families / reference_families`` (54,500
 families for Helsinki), so the same scenario file works for ``city=small``.
 
 How the money acts (timing: the lever runs after outcomes and reputation, so money set in

@@ -37,6 +37,7 @@ PRESETS = ("small", "helsinki", "from_files")
 CITY_FILES = ("grid", "catchments_lower", "catchments_upper", "districts", "renewal", "schools",
               "daycares")
 OPTIONAL_CITY_FILES = ("renewal",)  # a city may have no urban-renewal areas
+START_MODES = ("settled", "fresh")
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
@@ -72,11 +73,13 @@ class CityConfig:
     cell_size_m: float = 250.0  # assumption
     n_families: int = 3000  # small preset: a first run in seconds; assumption
     dwellings_per_family: float = 1.06  # family-dwelling stock / families: ~6% vacancy; assumption
-    n_districts: int = 20  # assumption (Helsinki has 34 major districts, far more sub-districts)
+    # 40 so that the four renewal districts hold about 8% of the children, near
+    # renewal_areas_children_share_of_city=0.074 (targets.csv; 20 districts gave 15%)
+    n_districts: int = 40
     n_renewal_areas: int = 4  # Kaikkien koulu: four urban-renewal areas (seed document)
     n_lower_schools: int = 14  # grades 1-6; scaled from comprehensive_schools=100 (targets.csv)
     n_upper_schools: int = 7  # grades 7-9; assumption (about half as many upper units)
-    n_daycares: int = 36  # scaled from 300+ daycares for ~60,000 families; assumption
+    n_daycares: int = 36  # scaled from 300+ daycares (conf/city/helsinki.yaml); assumption
     private_daycare_share: float = 0.15  # assumption (private ECEC providers' share of units)
     sea_share: float = 0.18  # share of grid that is sea to the south; assumption
     social_share: float = 0.2  # city-owned social rental share of family dwellings; assumption
@@ -103,9 +106,10 @@ class DemographyConfig:
     max_children: int = 3  # issue #2: 1-3 children per family
     # New families (initial and arriving): number of children 1/2/3, age of the youngest
     # (geometric, truncated at 15), sibling gaps 1..sibling_gap_max years, parents
-    # parent_age_min..parent_age_max years older than the eldest. Calibrated so about
-    # 110,000 children live in 60,000 families (children_age_0_6 + 0.6 * children_age_7_17,
-    # targets.csv); shape parameters are assumptions.
+    # parent_age_min..parent_age_max years older than the eldest. Calibrated to about 1.83
+    # children aged 0-15 per family; with conf/city/helsinki.yaml's families that is about
+    # 100,000 children aged 0-15 (children_age_0_6 + 9/11 * children_age_7_17 = 99,718,
+    # targets.csv: ages 7-15 are 9 of the 11 years 7-17); shape parameters are assumptions.
     children_probs: list[float] = field(default_factory=lambda: [0.3, 0.45, 0.25])
     youngest_decay: float = 0.03  # initial population: cohorts nearly flat, as in Helsinki
     # Arrivals are in-movers and families formed in the city by a first birth: mostly with
@@ -291,6 +295,16 @@ class Config:
     # sweeps at one process per core; more helps a single long run. Results do not depend
     # on it. Assumption.
     threads: int = 1
+    # Where year 0 starts (issue #8). "settled": burn_in_years unrecorded years with the
+    # levers off run before year 0, so that year 0 is a city that has sorted itself
+    # ("today"); "fresh": year 0 is the generated city (studies of the transient).
+    start: str = "settled"
+    # Years before year 0. Chosen by the convergence rule in README ("A settled start"):
+    # every key index within 5% of its long-run mean, measured on city=small and helsinki.
+    burn_in_years: int = 40
+    # Cache of settled states (sim/checkpoint.py), used by the entry points; "" = none.
+    # Assumption: a folder beside the outputs, out of git.
+    checkpoint_dir: str = "outputs/checkpoints"
     city: CityConfig = field(default_factory=CityConfig)
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -705,6 +719,11 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
         if not isinstance(c.get(key), int) or c.get(key) < 0:
             c.fail(key, c.get(key), "a non-negative integer")
     c.positive_int("years", 500)
+    if obj.start not in START_MODES:
+        c.fail("start", obj.start, f"one of {list(START_MODES)}")
+    c.real("burn_in_years", 0, 500)
+    if not isinstance(obj.burn_in_years, int):
+        c.fail("burn_in_years", obj.burn_in_years, "an integer in [0, 500]")
     c.positive_int("threads", os.cpu_count() or 1)
     for key in ("width", "height", "n_families", "n_districts", "n_lower_schools",
                 "n_upper_schools", "n_daycares"):

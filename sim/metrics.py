@@ -47,6 +47,7 @@ MAY_BE_EMPTY: dict[str, str] = {
     "seg_*_ses_[Die]*": "the units hold no low-status (ses0) child, or only low-status ones",
     "seg_*_ses_H": "the units hold children of one status class only",
     "excess_school_*_H": "the school or catchment H of that dimension is empty",
+    "excess_school_*_H_res": "the school or district H of that dimension is empty",
     "local_school_share_g[17]": "no child started grade 1 (grade 7) that year",
     "local_school_share_*_renewal": "no entrant lives in a renewal area that year (always "
                                     "with city.n_renewal_areas=0)",
@@ -63,6 +64,9 @@ def may_be_empty(column: str) -> bool:
     return any(fnmatch.fnmatchcase(column, pattern) for pattern in MAY_BE_EMPTY)
 
 
+AGES = 16  # children aged 0-15
+AGE_COLS = ([f"children_ses{k}" for k in range(3)] + [f"left_ses{k}" for k in range(3)]
+            + ["born_here", "left_born_here", "first_moves"])
 FLOW_KEYS = ("aged_out", "left_city", "arrivals", "births", "moves", "capacity_added",
              "daycare_waitlist")
 
@@ -105,10 +109,16 @@ class YearRecorder:
     def __init__(self, model: SegregationModel) -> None:
         self.m = model
         self.unit_frames: list[pd.DataFrame] = []
+        self.age_frames: list[pd.DataFrame] = []
         self.area_frames: list[pd.DataFrame] = []
         self.datacollector: mesa.DataCollector | None = None
         self.current: dict[str, float] = {}
         self.start_year()
+        self.booked = False  # no simulated year behind the set-up yet
+
+    # The year's flow accounts: what a settled-state checkpoint carries into year 0.
+    ACCOUNTS = ("n_start", "move_in", "move_out", "leaver_band", "moves_band", "moves_ses",
+                "fam_band", "fam_ses", "intake", "intake_school", "ages", "booked")
 
     # -------------------------------------------------------------- booking
     def start_year(self) -> None:
@@ -125,6 +135,8 @@ class YearRecorder:
         self.fam_ses = np.zeros(3)
         self.intake = np.zeros((2, 4))  # level x (entrants, local, renewal entrants, local)
         self.intake_school = np.zeros((2, len(self.m.schools.cell)))  # entrants, local
+        self.ages = np.zeros((len(AGE_COLS), AGES), dtype=np.int64)  # AGE_COLS x age
+        self.booked = True
 
     def grow_schools(self, n_s: int) -> None:
         """Widen the intake accounts after a school is added."""
@@ -137,17 +149,39 @@ class YearRecorder:
         self.move_out += np.bincount(cells[cells >= 0], minlength=len(self.move_out))
 
     def book_leavers(self, slots: np.ndarray, band: np.ndarray) -> None:
-        """Families leaving the city, by youngest child's age band."""
+        """Families leaving the city, by youngest child's age band; children by age.
+
+        The children at risk (every child in the city at the out-migration step), the
+        children leaving, each by age and status, and those born in the city: the
+        synthetic-cohort accounts of ``ages_frame``.
+        """
+        m = self.m
+        ch, ses = m.children, m.families.ses
         self.flows["left_city"] = len(slots)
         self.leaver_band = np.bincount(band, minlength=3).astype(float)
+        a = ch.active
+        left = a & np.isin(ch.family, slots)
+        col = {c: i for i, c in enumerate(AGE_COLS)}
+        for sel, name in ((a, "children"), (left, "left")):
+            mat = counts(ses[ch.family[sel]], ch.age[sel], 3, AGES)
+            self.ages[col[f"{name}_ses0"]:col[f"{name}_ses0"] + 3] = mat
+        for sel, name in ((a & ch.born_here, "born_here"),
+                          (left & ch.born_here, "left_born_here")):
+            self.ages[col[name]] = np.bincount(ch.age[sel], minlength=AGES)
 
     def book_arrivals(self, slots: np.ndarray) -> None:
         """Families that arrived and found a dwelling."""
         self.flows["arrivals"] = len(slots)
         self.move_in += np.bincount(self.m.families.cell[slots], minlength=len(self.move_in))
 
-    def book_moves(self, slots: np.ndarray, old_cells: np.ndarray, band: np.ndarray) -> None:
-        """Moves within the city; ``band`` is the youngest-age band of every family slot."""
+    def book_moves(self, slots: np.ndarray, old_cells: np.ndarray, band: np.ndarray,
+                   first: np.ndarray) -> None:
+        """Moves within the city; ``band`` is the youngest-age band of every family slot.
+
+        ``first``: child slots whose first move within the city this is (born here).
+        """
+        self.ages[AGE_COLS.index("first_moves")] = np.bincount(
+            self.m.children.age[first], minlength=AGES)
         f = self.m.families
         self.flows["moves"] = len(slots)
         n_c = len(self.move_in)
@@ -231,6 +265,10 @@ class YearRecorder:
             self.datacollector = mesa.DataCollector(model_reporters=reporters)
         self.datacollector.collect(m)
         self.area_frames.append(self.area_frame(areas))
+        ages = pd.DataFrame(self.ages.T, columns=AGE_COLS)
+        ages.insert(0, "age", np.arange(AGES))
+        ages.insert(0, "year", m.year)
+        self.age_frames.append(ages)
         self.unit_frames.append(self.unit_frame(s_ses, s_lang, d_ses, d_lang))
 
     def metrics(self, areas: dict, s_ses: np.ndarray, s_lang: np.ndarray, d_ses: np.ndarray,
@@ -260,14 +298,18 @@ class YearRecorder:
         for dim in ("ses", "lang"):
             out[f"excess_school_{dim}_H"] = out[f"seg_school_{dim}_H"] - out[
                 f"seg_catchment_{dim}_H"]
+            # Against neighbourhoods (districts, children 0-15), as Dignum et al. 2022
+            # compare school H with neighbourhood H.
+            out[f"excess_school_{dim}_H_res"] = out[f"seg_school_{dim}_H"] - out[
+                f"seg_res_{dim}_H"]
         for lev, g in ((0, "g1"), (1, "g7")):
             n, loc, n_r, loc_r = self.intake[lev]
             out[f"local_school_share_{g}"] = float(_rate(loc, n))
             out[f"local_school_share_{g}_renewal"] = float(_rate(loc_r, n_r))
         has = m.schools.mean_outcome[(s_ses.sum(1) > 0)]
         out["outcome_gap_decile"] = gap_top_bottom_decile(has)
-        # Rates of flows need a year behind them: empty (NaN) at initialisation.
-        n0 = self.n_start if m.year > 0 else 0
+        # Rates of flows need a year behind them: empty (NaN) on a fresh start's year 0.
+        n0 = self.n_start if self.booked else 0
         out["move_rate"] = float(_rate(self.flows["moves"], self.fam_ses.sum()))
         for k, band in enumerate(("0_6", "7_12", "13_15")):
             out[f"move_rate_age{band}"] = float(_rate(self.moves_band[k], self.fam_band[k]))
@@ -349,6 +391,16 @@ class YearRecorder:
     def units_frame(self) -> pd.DataFrame:
         """All years' unit rows."""
         return pd.concat(self.unit_frames, ignore_index=True)
+
+    def ages_frame(self) -> pd.DataFrame:
+        """All years' child flows by age (0-15), one row per year and age.
+
+        Columns ``AGE_COLS``: children at the out-migration step and those leaving the city,
+        by status; children born in the city, those of them leaving, and first moves within
+        the city of children born here. In a settled city these period counts stand for a
+        synthetic birth cohort (``calibration.moments``). Year 0 of a fresh start is empty.
+        """
+        return pd.concat(self.age_frames, ignore_index=True)
 
     def areas_frame(self) -> pd.DataFrame:
         """All years' area rows."""

@@ -14,7 +14,9 @@ class inherits: the model's declared surface.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -26,6 +28,7 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from agents import Daycare, Family, School
+from sim import checkpoint
 from sim import kernels as numba_kernels
 from sim.city import City
 from sim.config import Config, config_from_params, validate
@@ -51,12 +54,22 @@ from sim.units import KINDS, LEVEL_NAMES, LOWER, UPPER, Daycares, Schools
 
 Phase = Callable[["SegregationModel"], None]
 
-# The set-up: today's city before the first simulated year.
+
+@contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """Freeze the existing objects for the cyclic garbage collector while a block runs."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+# The set-up: the generated city, before the burn-in (start=settled) or year 1 (fresh).
 SETUP: tuple[Phase, ...] = (
     population.initial_population,  # families drawn and sorted into dwellings by choice
     capacity.initial_capacities,  # school and daycare seats from the initial demand
     reputation.from_catchments,  # reputations before anyone is enrolled
-    daycare.daycare_choice,  # children in early childhood education get places
+    daycare.initial_places,  # children in early childhood education get places
     schooling.initial_assignment,  # every pupil applies once (all grades)
     outcomes.initial_outcomes,  # achievement at its target level
     reputation.initial_reputation,  # reputations from the first pupils, no inertia
@@ -73,6 +86,10 @@ YEAR: tuple[Phase, ...] = (
     policy.apply_levers,
     record,
 )
+
+# A burn-in year: the same year without recording it. Levers are bound only after the
+# burn-in, so ``policy.apply_levers`` acts on no lever then and only refreshes perception.
+BURN_IN: tuple[Phase, ...] = tuple(p for p in YEAR if p is not record)
 
 
 class SegregationModel(LeverSurface, mesa.Model):
@@ -91,19 +108,22 @@ class SegregationModel(LeverSurface, mesa.Model):
             the city) before anything runs.
         kernels: Module providing the choice kernels; defaults to the numba kernels
             (tests pass the plain-Python reference).
+        checkpoints: Folder of settled-state checkpoints (``sim.checkpoint``). With
+            ``start=settled``, the settled state is restored from there if present and
+            saved there after the burn-in if not; ``None`` always runs the burn-in.
         seed: Run seed, when built from keyword parameters.
         rng: Integer seed under Mesa's other name.
         **params: Config overrides by dotted path or ``__`` path, when ``cfg`` is not given.
 
     Raises:
-        ValueError: An invalid config, or a lever whose arguments or targets do not fit the
-            city.
+        ValueError: An invalid config, a lever whose arguments or targets do not fit the
+            city, or a checkpoint that belongs to another config.
         TypeError: Both ``cfg`` and keyword parameters are given.
     """
 
     def __init__(self, cfg: Config | None = None, levers: Sequence[Lever] = (),
-                 kernels: ModuleType | None = None, *, seed: int | None = None,
-                 rng: int | None = None, **params: Any) -> None:
+                 kernels: ModuleType | None = None, checkpoints: str | Path | None = None, *,
+                 seed: int | None = None, rng: int | None = None, **params: Any) -> None:
         if cfg is None:
             cfg = config_from_params(seed=seed, rng=rng, **params)  # validated there
         elif seed is not None or rng is not None or params:
@@ -114,7 +134,8 @@ class SegregationModel(LeverSurface, mesa.Model):
         self.cfg = cfg
         self.k = kernels or numba_kernels
         set_num_threads(cfg.threads)
-        self.year = 0
+        # Year 0 is "today": with a settled start the set-up happens burn_in_years earlier.
+        self.year = -checkpoint.burn_in_years(cfg)
         self.streams = Streams(cfg.seed)
         self.ledger = Ledger()
         self.funding_sources: dict[str, dict] = {kind: {} for kind in KINDS}
@@ -127,8 +148,16 @@ class SegregationModel(LeverSurface, mesa.Model):
         self.family_agents: dict[int, Family] = {}
         self.recorder = YearRecorder(self)
         self.phases = YEAR
-        for phase in SETUP:
-            phase(self)
+        self.levers: list[Lever] = []
+        state = checkpoint.load(cfg, checkpoints) if checkpoints is not None else None
+        if state is not None:
+            checkpoint.restore(self, state)
+        else:
+            for phase in SETUP:
+                phase(self)
+            self.burn_in()
+            if checkpoints is not None and self.year == 0 and cfg.start == "settled":
+                checkpoint.save(self, checkpoints)
         self.levers = list(levers)
         self._bind_levers()
         record(self)
@@ -258,15 +287,32 @@ class SegregationModel(LeverSurface, mesa.Model):
            trust and resources set by levers count in the next year's choices.
         8. **Metrics** (``sim.metrics.record``): indices, flows and the unit/area tables.
 
-        The set-up before year 1 is ``SETUP``: the initial population sorted into the city
-        by the same dwelling choice, seats, first reputations, daycare places, every pupil's
-        school, outcomes and reputations; then the levers are bound and year 0 recorded.
+        The set-up is ``SETUP``: the initial population sorted into the city by the same
+        dwelling choice, seats, first reputations, daycare places, every pupil's school,
+        outcomes and reputations. With ``start=settled`` (the default) ``burn_in_years``
+        unrecorded years (``BURN_IN``, years ``-burn_in_years + 1`` to 0) follow, or their
+        end state is restored from a checkpoint (``sim.checkpoint``); then the levers are
+        bound and year 0, "today", is recorded.
         """
+        self._advance(self.phases)
+
+    def _advance(self, phases: Sequence[Phase]) -> None:
+        """One year: the year number moves on, the flow accounts reset, ``phases`` run."""
         self.year += 1
         self.recorder.start_year()
-        for phase in self.phases:
+        for phase in phases:
             phase(self)
         self.running = self.year < self.cfg.years  # batch_run and SolaraViz stop here
+
+    def burn_in(self) -> None:
+        """Run the burn-in years (``BURN_IN``) from the set-up up to year 0, unrecorded.
+
+        Burn-in years have their own (negative) year numbers, so their random streams are
+        not those of years 0 on. Nothing happens with ``start=fresh``.
+        """
+        with _gc_frozen():
+            while self.year < 0:
+                self._advance(BURN_IN)
 
     def finalize(self) -> None:
         """Let levers finish (end of run)."""
@@ -282,12 +328,9 @@ class SegregationModel(LeverSurface, mesa.Model):
         they are unfrozen when the run ends. Results do not depend on it.
         """
         n = self.cfg.years if years is None else years
-        gc.freeze()
-        try:
+        with _gc_frozen():
             for _ in tqdm(range(n), desc="years", unit="yr", disable=not progress):
                 self.step()
-        finally:
-            gc.unfreeze()
         self.finalize()
 
     # ------------------------------------------------------------------ families

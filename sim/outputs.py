@@ -6,6 +6,8 @@ A run directory holds:
 * ``metrics.parquet``: one row a year (``sim.metrics``);
 * ``units.parquet``: one row per school and daycare per year;
 * ``areas.parquet``: one row per district, catchment and cell per year;
+* ``ages.parquet``: child flows by age (0-15) per year: at risk and leaving the city by
+  status, born in the city, first moves within the city (``YearRecorder.ages_frame``);
 * ``summary.json``: versions, git hash and dirty flag, seed, overrides, resolved config and
   final-year metrics;
 * ``figures/``: maps and time series (``sim.figures``).
@@ -127,6 +129,7 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True,
                   run_dir / "units.parquet")
     write_parquet(add_labels(model.recorder.areas_frame(), model, "area_id"),
                   run_dir / "areas.parquet")
+    write_parquet(model.recorder.ages_frame(), run_dir / "ages.parquet")
     if figures:
         draw_all(model, metrics, run_dir / "figures")
     final = metrics.iloc[-1].to_dict()

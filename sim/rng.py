@@ -29,6 +29,17 @@ def stable_hash(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
 
 
+# Burn-in years (before year 0) are negative; SeedSequence takes non-negative entropy only,
+# so year -k is entered as BURN_IN_BASE + k, a number no simulated year reaches.
+BURN_IN_BASE = 1 << 40
+
+
+def year_word(year: int) -> int:
+    """The entropy word of a year: the year itself, or ``BURN_IN_BASE - year`` if negative."""
+    year = int(year)
+    return year if year >= 0 else BURN_IN_BASE - year
+
+
 class Streams:
     """Factory of named, per-year random streams derived from one run seed."""
 
@@ -40,7 +51,8 @@ class Streams:
 
         Args:
             name: Name of the decision (stream).
-            year: Simulation year; 0 is initialisation.
+            year: Simulation year; 0 is "today" (the set-up with ``start=fresh``),
+                negative years are burn-in years.
 
         Returns:
             A fresh ``numpy.random.Generator`` (PCG64) for that stream and year.
@@ -49,7 +61,7 @@ class Streams:
         return np.random.Generator(np.random.PCG64(self._seq(name, year)))
 
     def _seq(self, name: str, year: int) -> np.random.SeedSequence:
-        return np.random.SeedSequence([self.seed, stable_hash(name), int(year)])
+        return np.random.SeedSequence([self.seed, stable_hash(name), year_word(year)])
 
     def key(self, name: str, year: int = 0) -> int:
         """A 64-bit key for ``counter_uniform`` of decision ``name`` in ``year``."""

@@ -80,6 +80,8 @@ CHILD_FIELDS: dict[str, tuple[type, float]] = {
     "outcome": (np.float64, 0.0),  # achievement in school-year equivalents vs grade norm
     "aptitude": (np.float64, 0.0),  # for emphasised-class admission
     "ecec": (np.bool_, False),  # takes part in early childhood education (wants a place)
+    "born_here": (np.bool_, False),  # born in the city during the run (cohort accounts)
+    "moved": (np.bool_, False),  # has moved within the city (first moves, cohort accounts)
 }
 
 

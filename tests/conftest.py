@@ -16,9 +16,16 @@ TINY = [
     "city.n_lower_schools=4",
     "city.n_upper_schools=2",
     "city.n_daycares=6",
+    "start=fresh",
+    "behaviour=default",
     "years=4",
     "output.progress=false",
 ]
+
+
+# The same city as plain values, for OmegaConf dot-lists: without the behaviour group choice,
+# a structured config keeps the schema's behaviour, which is what behaviour=default selects.
+TINY_VALUES = [ov for ov in TINY if not ov.startswith("behaviour=")]
 
 
 def tiny_config(*overrides: str) -> Config:

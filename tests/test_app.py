@@ -184,6 +184,9 @@ def test_dashboard_in_headless_chromium(server: tuple[str, float]) -> None:
         t = time.perf_counter()
         page.locator("button", has_text="▶").click()
         page.wait_for_selector("img.kk-map[data-year='10']", timeout=60_000)
+        page.wait_for_function(  # the charts redraw after the map: wait for year 10's point
+            "JSON.parse(document.querySelector('.kk-chart[data-metric=outcome_gap_decile]')"
+            ".dataset.policy).length === 11", timeout=60_000)
         timings["run_7_years_s"] = time.perf_counter() - t
 
         assert page.locator("img.kk-map").get_attribute("src") != map0  # the map changed

@@ -215,8 +215,9 @@ def test_capacity_change_is_applied() -> None:
 def test_redraw_contiguous_within_reach_and_capacity_and_mixes(level: str) -> None:
     lev = LOWER if level == "lower" else UPPER
     lever = CatchmentRedraw(level=level, max_km=3.0, start_year=1)
-    m = SegregationModel(load_config(["seed=2", "years=1", "output.progress=false"]),
-                         levers=[lever])
+    cfg = load_config(["seed=2", "years=1", "output.progress=false", "start=fresh",
+                       "behaviour=default"])
+    m = SegregationModel(cfg, levers=[lever])
     before = catchment_array(m, lev).copy()
     m.step()
     after = catchment_array(m, lev)
@@ -293,7 +294,8 @@ def test_shared_catchment_marks_the_union_of_catchments() -> None:
 
 @pytest.mark.parametrize("level", ["lower", "upper"])
 def test_renewal_groups_are_disjoint_and_deterministic(level: str) -> None:
-    cfg = load_config(["seed=1", "years=1", "output.progress=false"])
+    cfg = load_config(["seed=1", "years=1", "output.progress=false", "start=fresh",
+                       "behaviour=default"])
     got = []
     for _ in range(2):
         lever = SharedCatchment("renewal", level=level, start_year=1)

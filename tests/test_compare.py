@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 from scipy import stats
 
-from conftest import TINY, tiny_config
+from conftest import TINY, TINY_VALUES, tiny_config
 from experiments.collect import collect
 from experiments.compare import CompareConfig, compare, paired_effects, split
 from scenarios.base import Lever
@@ -116,7 +116,7 @@ def test_serial_backend_gives_the_same_bytes(comparison: Path, tmp_path: Path) -
     """In process, one run after another, as the CLI fixture's joblib processes gave."""
     cfg = OmegaConf.to_object(OmegaConf.merge(
         OmegaConf.structured(CompareConfig),
-        OmegaConf.from_dotlist([*TINY, "scenarios=[baseline,engagement,catchment_mix]",
+        OmegaConf.from_dotlist([*TINY_VALUES, "scenarios=[baseline,engagement,catchment_mix]",
                                 "replicates=2", "years=3", "evaluation.backend=serial"])))
     compare(cfg, tmp_path, progress=False)
     for name in ("effects.csv", "replicates.parquet"):

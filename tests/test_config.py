@@ -16,8 +16,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
-from sim.config import PRESETS, Config, as_dict, flat_fields, load_config, to_object, validate
+from sim.config import (
+    CONF_DIR,
+    PRESETS,
+    Config,
+    as_dict,
+    flat_fields,
+    load_config,
+    to_object,
+    validate,
+)
 from sim.geo_sample import SAMPLE_DIR, SAMPLE_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +63,10 @@ VALIDATE_CASES = [
     case("years=0", "years=0", "an integer in [1, 500]"),
     case("threads=0", "threads=0", f"an integer in [1, {os.cpu_count()}]"),
     case("years=501", "years=501", "an integer in [1, 500]"),
-    case("threads=0", "threads=0", f"an integer in [1, {os.cpu_count()}]"),
+    case("threads=0", "threads=0", f"an integer in [1, {os.cpu_count() or 1}]"),
+    case("burn_in_years=-1", "burn_in_years=-1", "values in [0, 500]"),
+    case("burn_in_years=501", "burn_in_years=501", "values in [0, 500]"),
+    case("start=warm", "start='warm'", "one of ['settled', 'fresh']"),
     # ----------------------------------------------------------------- city integers
     *[case(f"city.{k}=0", f"city.{k}=0", "an integer in [1, 1000000000]")
       for k in ("width", "height", "n_families", "n_districts", "n_lower_schools",
@@ -95,7 +108,7 @@ VALIDATE_CASES = [
          "values in [1.0, 5.0]"),
     case("city.daycare_capacity_slack=5.5", "city.daycare_capacity_slack=5.5",
          "values in [1.0, 5.0]"),
-    case("city.n_renewal_areas=20", "city.n_renewal_areas=20", "fewer than city.n_districts = 20"),
+    case("city.n_renewal_areas=40", "city.n_renewal_areas=40", "fewer than city.n_districts = 40"),
     case("city.n_districts=4", "city.n_renewal_areas=4", "fewer than city.n_districts = 4"),
     *[case(f"city.{k}=400", f"city.{k}=400", LAND)
       for k in ("n_districts", "n_lower_schools", "n_upper_schools", "n_daycares")],
@@ -302,8 +315,20 @@ def test_load_config_override_errors(overrides, parts):
 def test_defaults_validate():
     cfg = validate(Config())
     assert cfg == Config()
-    assert load_config([]) == Config()  # conf/city/small.yaml restates the schema defaults
-    assert load_config(None) == Config()
+    # conf/city/small.yaml restates the schema defaults; behaviour=default is the schema's
+    assert load_config(["behaviour=default"]) == Config()
+    assert load_config(None) == load_config([])
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_the_calibrated_behaviour_of_each_preset_is_the_default(preset):
+    cfg = load_config(preset_overrides(preset))
+    fit = "helsinki" if preset == "from_files" else preset  # a real city takes Helsinki's fit
+    shipped = OmegaConf.load(CONF_DIR / "behaviour" / f"calibrated_{fit}.yaml")
+    assert cfg.behaviour != Config().behaviour
+    for group, values in shipped.items():
+        for key, value in values.items():
+            assert getattr(getattr(cfg.behaviour, group), key) == value, (group, key)
 
 
 def preset_overrides(preset: str) -> list[str]:
@@ -315,10 +340,10 @@ def preset_overrides(preset: str) -> list[str]:
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_presets_validate(preset):
-    cfg = load_config(preset_overrides(preset))
+    cfg = load_config([*preset_overrides(preset), "behaviour=default"])
     assert cfg.city.preset == preset
     assert validate(as_dict(cfg)) == cfg  # round trip through a plain dict
-    # every behavioural default is the schema default: presets only change the city
+    # with behaviour=default every behavioural value is the schema default
     assert cfg.behaviour == Config().behaviour
     assert cfg.seed == 0 and cfg.years == Config().years
 

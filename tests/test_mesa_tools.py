@@ -10,7 +10,7 @@ import yaml
 
 from conftest import TINY, tiny_config
 from scenarios import ScenarioModel
-from sim.config import config_from_params
+from sim.config import config_from_params, preset_families
 from sim.model import SegregationModel
 
 # The tiny city of conftest.TINY as keyword parameters (dotted keys, Python values).
@@ -32,7 +32,7 @@ def test_presets_strings_and_lists_pass_through_hydra() -> None:
                              **{"scenario.description": "A plan, with 'quotes' = and commas",
                                 "city.ses_shares_native": [0.2, 0.5, 0.3],
                                 "behaviour.reputation.feedback": False})
-    assert cfg.city.preset == "helsinki" and cfg.city.n_families == 60000
+    assert cfg.city.preset == "helsinki" and cfg.city.n_families == preset_families("helsinki")
     assert cfg.scenario.name == "engagement"
     assert cfg.scenario.description == "A plan, with 'quotes' = and commas"
     assert cfg.city.ses_shares_native == [0.2, 0.5, 0.3]

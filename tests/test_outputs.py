@@ -31,7 +31,8 @@ REQUIRED = [
     "excess_school_ses_H", "local_school_share_g1", "local_school_share_g7",
     "outcome_gap_decile", "move_rate", "outmigration_rate",
 ]
-FILES = ["config.yaml", "metrics.parquet", "units.parquet", "areas.parquet", "summary.json"]
+FILES = ["config.yaml", "metrics.parquet", "units.parquet", "areas.parquet", "ages.parquet",
+         "summary.json"]
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +200,7 @@ def _expected_indices(areas: pd.DataFrame, units: pd.DataFrame) -> dict[str, flo
             out[f"seg_catchment_{dim}_{idx}"] = v
     for dim in ("ses", "lang"):
         out[f"excess_school_{dim}_H"] = out[f"seg_school_{dim}_H"] - out[f"seg_catchment_{dim}_H"]
+        out[f"excess_school_{dim}_H_res"] = out[f"seg_school_{dim}_H"] - out[f"seg_res_{dim}_H"]
     return out
 
 
@@ -219,7 +221,7 @@ def test_every_index_recomputed_from_tables(tables):
         bad = {k: (row[k], v) for k, v in exp.items() if not _same(float(row[k]), v)}
         assert not bad, (year, bad)
         checked += len(exp)
-    assert checked == (YEARS + 1) * (7 * 2 * 4 + 2)
+    assert checked == (YEARS + 1) * (7 * 2 * 4 + 4)
     assert metrics["seg_res_ses_H"].notna().all()
 
 

@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import sim.evaluation as evaluation
-from conftest import TINY
+from conftest import TINY, TINY_VALUES
 from experiments.collect import collect
 from experiments.compare import scenario_config
 from experiments.sensitivity import (
@@ -29,7 +29,7 @@ from sim.model import SegregationModel
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = str(ROOT / "tests" / "data" / "tiny_space.yaml")
-STUDY = [*TINY, "years=3", f"space={SPACE}", "n=2", "replicates=2"]
+STUDY = [*TINY_VALUES, "years=3", f"space={SPACE}", "n=2", "replicates=2"]
 
 
 def study_config(*overrides: str) -> SensitivityConfig:

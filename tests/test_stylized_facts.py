@@ -29,7 +29,8 @@ SCHELLING = [
 
 
 def run(seed: int, *overrides: str, years: int = 15) -> tuple[SegregationModel, pd.DataFrame]:
-    cfg = load_config([f"seed={seed}", f"years={years}", "output.progress=false", *overrides])
+    cfg = load_config([f"seed={seed}", f"years={years}", "output.progress=false",
+                       "start=fresh", "behaviour=default", *overrides])
     model = SegregationModel(cfg)
     model.run()
     return model, model.recorder.metrics_frame()

@@ -12,7 +12,7 @@ from conftest import run_tiny, tiny_config
 from scenarios.base import build_levers
 from scenarios.needs import needs_index, needs_indicators
 from scenarios.tp_funding import TPFunding
-from sim.config import load_config
+from sim.config import load_config, preset_families
 from sim.model import SegregationModel
 
 TARGETS = Path(__file__).resolve().parent.parent / "calibration" / "targets.csv"
@@ -137,7 +137,8 @@ def test_allocation_on_a_running_model_sums_to_the_scaled_budget() -> None:
         assert eligible.any() and not eligible.all()
         assert np.array_equal(lever.eligible, eligible)  # year 3 is an update year
         assert np.isclose(units.needs_funding.sum(), lever.scaled_budget)
-        assert np.isclose(lever.scaled_budget, lever.budget_eur * N_TINY / 60_000)
+        helsinki = preset_families("helsinki")
+        assert np.isclose(lever.scaled_budget, lever.budget_eur * N_TINY / helsinki)
         assert (units.needs_funding[~eligible] == 0).all()
         w = idx * n if lever.allocation == "proportional" else n.astype(float)
         assert np.allclose(units.needs_funding[eligible],

@@ -16,7 +16,8 @@ from sim.config import load_config
 from sim.model import SegregationModel
 
 YEARS = 6
-SCALE = 400 / 60_000  # tiny city: 400 families
+REF = 60_000  # Helsinki scale the expected numbers below use (passed to the lever)
+SCALE = 400 / REF  # tiny city: 400 families
 
 
 renewal = partial(lever, "urban_renewal")
@@ -37,6 +38,7 @@ def test_largest_remainder() -> None:
 @pytest.mark.parametrize("districts", ["renewal", [1, 4]])
 def test_adds_exactly_the_planned_dwellings_by_tenure_in_target_districts(districts) -> None:
     lever = renewal(districts=districts, dwellings_per_year=6000, construction_years=4,
+                    reference_families=REF,
                     tenure_mix=[0.2, 0.3, 0.5], amenity_gain=0.0)
     model = SegregationModel(tiny_config("seed=9", f"years={YEARS}"), levers=[lever])
     before = model.city.dwellings.copy()
@@ -108,14 +110,16 @@ def test_years_before_start_are_identical(baseline) -> None:
 
 
 def test_end_year_stops_construction() -> None:
-    lever = renewal(dwellings_per_year=6000, construction_years=4, end_year=2)
+    lever = renewal(dwellings_per_year=6000, construction_years=4, end_year=2,
+                    reference_families=REF)
     run([lever])
     assert sorted(lever.built) == [1, 2] and sum(b.sum() for b in lever.built.values()) == 80
 
 
 def test_policy_cost_is_the_booked_spending() -> None:
     lever = renewal(dwellings_per_year=6000, construction_years=4, amenity_gain=0.1,
-                    cost_per_dwelling_eur=1000.0, amenity_cost_eur=600_000.0)
+                    reference_families=REF, cost_per_dwelling_eur=1000.0,
+                    amenity_cost_eur=600_000.0)
     m = run([lever]).recorder.metrics_frame()
     n_d = len(lever.target_districts)
     per_year = 40 * 1000.0 + 600_000.0 * SCALE * n_d

@@ -21,6 +21,20 @@ def daycare_choice(model: SegregationModel) -> None:
     priority order among the daycares nearest home (kernel ``daycare_choice``). Children
     left without a seat are booked as ``daycare_waitlist``.
     """
+    place_children(model, join=True)
+
+
+def initial_places(model: SegregationModel) -> None:
+    """Set-up: the participants drawn with the initial population get places.
+
+    No second joining draw: ``population.initial_population`` already drew participation at
+    the stock shares (``ecec_participation_*``, targets.csv).
+    """
+    place_children(model, join=False)
+
+
+def place_children(model: SegregationModel, join: bool) -> None:
+    """Re-choice after moves, joining (if ``join``) and the choice of daycare places."""
     cfg, f, ch, dcs = model.cfg, model.families, model.children, model.daycares
     dc = cfg.behaviour.daycare
     rng = model.streams.get("daycare", model.year)
@@ -36,7 +50,8 @@ def daycare_choice(model: SegregationModel) -> None:
     ch.daycare[far] = -1
     factor = np.where(f.lang[ch.family] == 1, dc.foreign_join_factor, 1.0)
     p_join = np.asarray(dc.join_prob)[np.clip(ch.age - 1, 0, 5)] * factor
-    ch.ecec |= age_ok & (ch.daycare < 0) & (u_join < p_join)
+    if join:
+        ch.ecec |= age_ok & (ch.daycare < 0) & (u_join < p_join)
     ch.ecec &= age_ok
     seeking = np.flatnonzero(ch.ecec & (ch.daycare < 0))
     seeking = seeking[np.argsort(prio[seeking], kind="stable")]

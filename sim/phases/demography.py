@@ -54,8 +54,9 @@ def demography(model: SegregationModel) -> None:
     born = f.active & (f.parent_age < dem.birth_max_parent_age)
     born &= (n_kids < dem.max_children) & (u_birth < dem.birth_prob)
     fam_born = np.flatnonzero(born)
-    population.add_children(model, fam_born, np.zeros(len(fam_born), dtype=np.int64),
-                            u_apt[fam_born])
+    babies = population.add_children(model, fam_born, np.zeros(len(fam_born), dtype=np.int64),
+                                     u_apt[fam_born])
+    ch.born_here[babies] = True
     rec.flows["births"] = len(fam_born)
 
     n_exit = rec.flows["aged_out"] + rec.flows["left_city"]

@@ -64,8 +64,8 @@ def new_families(model: SegregationModel, n: int, stream: str, foreign_share: fl
 
 
 def add_children(model: SegregationModel, fam: np.ndarray, ages: np.ndarray,
-                 u_apt: np.ndarray) -> None:
-    """Add children to families.
+                 u_apt: np.ndarray) -> np.ndarray:
+    """Add children to families; returns their slots.
 
     Aptitude is correlated with family status (from uniforms ``u_apt``); achievement
     starts at the family-background level.
@@ -77,6 +77,7 @@ def add_children(model: SegregationModel, fam: np.ndarray, ages: np.ndarray,
     z = (f.ses[fam] - 1) / 0.8  # status class standardised (sd of 0/1/2 is about 0.8)
     ch.aptitude[slots] = rho * z + np.sqrt(1 - rho**2) * ndtri(u_apt)
     ch.outcome[slots] = model.background(fam)
+    return slots
 
 
 def remove_families(model: SegregationModel, slots: np.ndarray) -> None:
@@ -116,7 +117,7 @@ def house_counted_families(model: SegregationModel) -> None:
     known = model.city.counted_families
     if known is None or not len(known):
         return
-    slots, _ = new_families(model, len(known), "init_families_grid", 0.0, 0,
+    slots, _ = new_families(model, len(known), "init_families_grid", 0.0, model.year,
                             model.cfg.behaviour.demography.youngest_decay,
                             ses_lang=known[:, 2:4])
     model.families.cell[slots], model.families.tenure[slots] = known[:, 0], known[:, 1]
@@ -136,7 +137,7 @@ def initial_population(model: SegregationModel) -> None:
     rng = model.streams.get("init_population")
     house_counted_families(model)
     slots, keys = new_families(model, model.city.n_by_choice(cfg.city), "init_families",
-                               cfg.city.foreign_share, 0,
+                               cfg.city.foreign_share, model.year,
                                cfg.behaviour.demography.youngest_decay)
     house(model, slots, keys, "init_housing")
     ch = model.children

@@ -87,9 +87,12 @@ def admit(model: SegregationModel, entrants_only: bool) -> None:
         sch.capacity += added
         model.recorder.flows["capacity_added"] += int(added.sum())
         ch.school[app] = got // 2
-        got_s = got[entry] // 2
-        is_local = (got_s == nominal[entry]) | (got_s == local[entry])
-        model.recorder.book_intake(lev, app[entry], is_local, got_s, n_s)
+        # Intake is booked for true entrants only (at set-up too: pupils of higher grades
+        # are placed, but the year-0 local share is of grade-1 and grade-7 entrants).
+        booked = ch.age[app] == ENTRY_AGE[lev]
+        got_s = got[booked] // 2
+        is_local = (got_s == nominal[booked]) | (got_s == local[booked])
+        model.recorder.book_intake(lev, app[booked], is_local, got_s, n_s)
 
 
 def shared_admission(model: SegregationModel, lev: int, app: np.ndarray, local: np.ndarray,

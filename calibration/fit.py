@@ -1,0 +1,277 @@
+"""Simulated method of moments with Optuna: evaluation, loss, persistent studies.
+
+* ``evaluate(params, seeds, preset)``: the moments of one candidate, one row per replicate
+  seed. The seeds are the same for every candidate (common random numbers), so the loss is
+  smooth in the parameters. This is the one function a many-run backend has to call.
+* ``loss``: the weighted distance ``sum_k w_k z_k^2`` with
+  ``z_k = deviation_k / sqrt(sd_k^2 + var_sim_k / R)`` (methods notes: a diagonal weight
+  from the target's uncertainty and the simulation noise of the replicate mean);
+  qualitative moments contribute their hinge (zero on the right side of the bound).
+* ``run_study``: a persistent Optuna study (SQLite file, or Optuna's journal file for a
+  cluster's shared disk). A killed study resumes without repeating finished trials; several
+  worker processes share it (Optuna's multi-process pattern, each calling ``optimize`` on
+  the shared storage), and together they stop at ``n_trials`` finished trials.
+* ``fit_table``, ``profile``: the fit per moment and the loss profile along each parameter
+  (identification).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import yaml
+from joblib import Parallel, delayed
+from omegaconf import OmegaConf
+from scipy import stats
+
+from calibration.moments import Moment, Outputs, horizon_of
+from sim.config import Config, as_dict, load_config, validate
+from sim.model import SegregationModel
+
+log = logging.getLogger(__name__)
+
+PARAMETERS_YAML = Path(__file__).resolve().parent / "parameters.yaml"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A fitted config key (``a.b.c`` or a list element ``a.b.c.1``) and its interval."""
+
+    key: str
+    low: float
+    high: float
+
+
+def load_parameters(preset: str, path: Path = PARAMETERS_YAML) -> list[Parameter]:
+    """The fitted parameters of ``preset`` (``calibration/parameters.yaml``).
+
+    Raises:
+        ValueError: No entry for the preset, or an interval that is empty.
+    """
+    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if preset not in doc:
+        raise ValueError(f"{path}: no parameters for preset {preset!r}")
+    params = [Parameter(p["key"], float(p["low"]), float(p["high"])) for p in doc[preset]]
+    for p in params:
+        if not p.low < p.high:
+            raise ValueError(f"{path}: {p.key}: low={p.low} must be below high={p.high}")
+    return params
+
+
+def with_params(cfg: Config, params: dict[str, float]) -> Config:
+    """``cfg`` with the parameter values set (list elements by index), validated."""
+    d = OmegaConf.create(as_dict(cfg))
+    for key, value in params.items():
+        if OmegaConf.select(d, key, default=None) is None:
+            raise ValueError(f"calibration parameter {key!r} is not a config key")
+        OmegaConf.update(d, key, float(value), merge=False)
+    return validate(d)
+
+
+def base_config(preset: str, overrides: Sequence[str] = (), years: int = 10) -> Config:
+    """The config a calibration runs: ``preset``, the overrides, ``years``, no output."""
+    return load_config([f"city={preset}", f"years={years}", "output.progress=false",
+                        "output.figures=false", *overrides])
+
+
+def evaluate(params: dict[str, float], seeds: Sequence[int], preset: str,
+             moments: Sequence[Moment], overrides: Sequence[str] = ()) -> pd.DataFrame:
+    """The moments of one candidate, one row per seed (the same seeds for every candidate).
+
+    Args:
+        params: Parameter values by config key.
+        seeds: Replicate seeds (common random numbers across candidates).
+        preset: City preset.
+        moments: The moments to compute.
+        overrides: Further config overrides (e.g. a tiny city in tests).
+
+    Returns:
+        A frame indexed by seed with one column per moment.
+    """
+    cfg = with_params(base_config(preset, overrides, horizon_of(list(moments))), params)
+    rows = {}
+    for seed in seeds:
+        model = SegregationModel(validate({**as_dict(cfg), "seed": int(seed)}))
+        model.run()
+        out = Outputs.from_model(model)
+        rows[int(seed)] = {m.name: m.simulate(out) for m in moments}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def standardised(moments: Sequence[Moment], sims: pd.DataFrame) -> pd.Series:
+    """Standardised error of each moment: deviation over the combined uncertainty."""
+    r = len(sims)
+    out = {}
+    for m in moments:
+        values = sims[m.name].to_numpy(float)
+        var = np.nanvar(values, ddof=1) if r > 1 else 0.0
+        dev = m.deviation(float(np.nanmean(values)))
+        out[m.name] = dev / math.sqrt(m.sd**2 + var / r) if math.isfinite(dev) else math.inf
+    return pd.Series(out)
+
+
+def loss(moments: Sequence[Moment], sims: pd.DataFrame) -> float:
+    """Weighted distance: ``sum_k w_k z_k^2`` over the moments."""
+    z = standardised(moments, sims)
+    return float(sum(m.weight * z[m.name] ** 2 for m in moments))
+
+
+# --------------------------------------------------------------------------- studies
+def storage_for(path: Path) -> optuna.storages.BaseStorage:
+    """The storage of a study file.
+
+    SQLite for a ``.db`` file (with heartbeats: the trial of a killed worker is marked
+    failed, and a resumed study runs new trials until ``n_trials`` have finished), else
+    Optuna's journal file (for a cluster's shared disk).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".db":
+        return optuna.storages.RDBStorage(f"sqlite:///{path}", heartbeat_interval=30,
+                                          grace_period=120)
+    from optuna.storages.journal import JournalFileBackend
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+@dataclass
+class Problem:
+    """Everything a worker needs to evaluate candidates (picklable)."""
+
+    preset: str
+    params: list[Parameter]
+    moments: list[Moment]
+    fitted: list[str]  # names of the moments in the loss (the rest are held out)
+    seeds: list[int]
+    overrides: list[str]
+
+    def objective(self, trial: optuna.Trial) -> float:
+        """Loss of the trial's candidate on the fitted moments; moments kept as attrs."""
+        values = {p.key: trial.suggest_float(p.key, p.low, p.high) for p in self.params}
+        sims = evaluate(values, self.seeds, self.preset, self.moments, self.overrides)
+        trial.set_user_attr("sims", sims.to_dict(orient="list"))
+        return loss([m for m in self.moments if m.name in self.fitted], sims)
+
+
+def _worker(problem: Problem, storage_path: str, study_name: str, n_trials: int,
+            sampler_seed: int) -> None:
+    logging.getLogger("MESA").setLevel(logging.WARNING)
+    study = optuna.load_study(study_name=study_name, storage=storage_for(Path(storage_path)),
+                              sampler=optuna.samplers.TPESampler(seed=sampler_seed,
+                                                                 n_startup_trials=8))
+    cb = optuna.study.MaxTrialsCallback(n_trials, states=(optuna.trial.TrialState.COMPLETE,))
+    if n_finished(study) < n_trials:
+        study.optimize(problem.objective, callbacks=[cb], gc_after_trial=False)
+
+
+def n_finished(study: optuna.Study) -> int:
+    """Trials that completed."""
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def run_study(problem: Problem, storage_path: Path, study_name: str, n_trials: int,
+              n_workers: int = 1, start: dict[str, float] | None = None,
+              sampler_seed: int = 0) -> optuna.Study:
+    """Create or resume a study and run it until ``n_trials`` trials have finished.
+
+    Args:
+        problem: What to fit.
+        storage_path: ``*.db`` (SQLite) or another file name (Optuna journal file).
+        study_name: Name of the study in the storage.
+        n_trials: Finished trials wanted in total (a resumed study runs the rest).
+        n_workers: Worker processes sharing the storage.
+        start: A first candidate (enqueued once, when the study is new).
+        sampler_seed: Seed of each worker's TPE sampler (worker k adds k).
+
+    Returns:
+        The study.
+    """
+    storage = storage_for(storage_path)
+    study = optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
+                                load_if_exists=True)
+    if start is not None and not study.trials:
+        study.enqueue_trial(start)
+    done = n_finished(study)
+    if done:
+        log.info("resuming study %s: %d of %d trials finished", study_name, done, n_trials)
+    if n_workers <= 1:
+        _worker(problem, str(storage_path), study_name, n_trials, sampler_seed)
+    else:
+        Parallel(n_jobs=n_workers)(
+            delayed(_worker)(problem, str(storage_path), study_name, n_trials,
+                             sampler_seed + k) for k in range(n_workers))
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+# --------------------------------------------------------------------------- reports
+def fit_table(moments: Sequence[Moment], sims: pd.DataFrame,
+              fitted: Sequence[str]) -> pd.DataFrame:
+    """Per moment: observed, simulated mean and 95% interval, standardised error, met.
+
+    A moment is met when its standardised error is within 2 (within its uncertainty).
+    """
+    z = standardised(moments, sims)
+    r = len(sims)
+    rows = []
+    for m in moments:
+        v = sims[m.name].to_numpy(float)
+        mean = float(np.nanmean(v))
+        half = (stats.t.ppf(0.975, r - 1) * np.nanstd(v, ddof=1) / math.sqrt(r)
+                if r > 1 else math.nan)
+        rows.append({"moment": m.name, "kind": m.kind, "observed": m.observed_text,
+                     "sd": m.sd, "simulated": mean, "ci_low": mean - half,
+                     "ci_high": mean + half, "z": float(z[m.name]),
+                     "met": bool(abs(z[m.name]) <= 2.0),
+                     "role": "fitted" if m.name in fitted else "held out",
+                     "source": m.source})
+    return pd.DataFrame(rows)
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """Finished trials: number, loss and parameter values."""
+    rows = [{"trial": t.number, "loss": t.value, **t.params}
+            for t in study.get_trials(deepcopy=False,
+                                      states=(optuna.trial.TrialState.COMPLETE,))]
+    return pd.DataFrame(rows)
+
+
+def best_sims(study: optuna.Study) -> pd.DataFrame:
+    """The per-seed moments of the best trial."""
+    return pd.DataFrame(study.best_trial.user_attrs["sims"])
+
+
+def profile(problem: Problem, best: dict[str, float], points: int = 5) -> pd.DataFrame:
+    """Loss along each parameter through ``best``, the others held at ``best``.
+
+    A flat profile means the moments do not pin the parameter down.
+    """
+    fitted = [m for m in problem.moments if m.name in problem.fitted]
+    rows = []
+    for p in problem.params:
+        for value in np.linspace(p.low, p.high, points):
+            sims = evaluate({**best, p.key: float(value)}, problem.seeds, problem.preset,
+                            problem.moments, problem.overrides)
+            rows.append({"parameter": p.key, "value": float(value),
+                         "loss": loss(fitted, sims), "best": best[p.key]})
+    return pd.DataFrame(rows)
+
+
+def behaviour_yaml(cfg: Config, params: dict[str, float], header: str) -> str:
+    """A ``behaviour`` group option: every behaviour value that differs from the schema.
+
+    That is the fitted ``params`` and whatever the base config's behaviour option already
+    set (an earlier fit the run started from); lists are written whole.
+    """
+    fitted = as_dict(with_params(cfg, params))["behaviour"]
+    schema = as_dict(Config())["behaviour"]
+    out = {group: {k: v for k, v in values.items() if v != schema[group][k]}
+           for group, values in fitted.items()}
+    body = yaml.safe_dump({g: v for g, v in out.items() if v}, sort_keys=True,
+                          default_flow_style=None)
+    return f"# @package behaviour\n{header}{body}"

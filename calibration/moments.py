@@ -1,0 +1,456 @@
+"""Calibration moments: the targets file, its checks, and the extraction functions.
+
+``calibration/targets.yaml`` lists the moments. Each names an observed value (``point``),
+a range (``range``) or a bound (``above`` / ``below``, for qualitative findings turned
+into inequalities with a margin), an uncertainty ``sd`` with a rationale, its source row in
+``calibration/targets.csv``, and its simulated counterpart: an extraction function of this
+module's registry (``statistic`` with its ``args``), the years it averages over and the
+presets it applies to. A moment is added in the file alone.
+
+``load_targets`` refuses, with one clear ``TargetsError`` naming the moment, before any
+simulation: a moment without an extraction function or with an unknown one; a function
+the outputs cannot serve (an unknown metric column, a year beyond the run, a preset the
+model does not have, wrong arguments); a target outside the function's valid range; a
+missing source key, a non-positive ``sd`` or a malformed entry.
+
+Extraction functions read a run's tables (``Outputs``): ``metrics`` (one row a year),
+``units``, ``areas`` and ``ages`` (``sim.metrics.YearRecorder``). Cohort moments (first
+moves, leaving the city during childhood) are computed on synthetic cohorts: the period
+flows by age of a settled city, pooled over the years, stand for a birth cohort's
+(``YearRecorder.ages_frame``).
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from sim.config import PRESETS
+from sim.indices import index_set
+from sim.metrics import FLOW_KEYS
+
+HERE = Path(__file__).resolve().parent
+TARGETS_YAML = HERE / "targets.yaml"
+TARGETS_CSV = HERE / "targets.csv"
+KINDS = ("point", "range", "above", "below")
+FIELDS = {"name", "kind", "observed", "sd", "rationale", "source", "statistic", "args",
+          "years", "presets", "weight"}
+REQUIRED = FIELDS - {"args", "weight", "kind"}
+
+
+class TargetsError(ValueError):
+    """A targets file entry that cannot be used."""
+
+
+# --------------------------------------------------------------------------- outputs
+@dataclass
+class Outputs:
+    """The tables of one run that extraction functions read."""
+
+    metrics: pd.DataFrame
+    units: pd.DataFrame
+    areas: pd.DataFrame
+    ages: pd.DataFrame
+
+    @classmethod
+    def from_model(cls, model: Any) -> Outputs:
+        """The tables of a model that has run."""
+        rec = model.recorder
+        return cls(rec.metrics_frame(), rec.units_frame(), rec.areas_frame(), rec.ages_frame())
+
+    @classmethod
+    def from_dir(cls, run_dir: Path) -> Outputs:
+        """The tables of a run folder written by ``sim.outputs.write_run``."""
+        d = Path(run_dir)
+        return cls(*(pd.read_parquet(d / f"{t}.parquet")
+                     for t in ("metrics", "units", "areas", "ages")))
+
+
+def metric_columns() -> frozenset[str]:
+    """The columns of ``metrics.parquet``, by the naming scheme of ``sim.metrics``."""
+    names = {"year", "n_families", "n_children", "outcome_gap_decile", "move_rate",
+             "outmigration_rate", "outmigration_preschool_share", "daycare_participation",
+             "policy_cost_eur", *FLOW_KEYS}
+    idx = index_set(np.ones((2, 3)), group=0, other=2)
+    for unit in ("res", "cell", "catchment", "school", "school_lower", "school_upper",
+                 "daycare"):
+        names |= {f"seg_{unit}_{dim}_{i}" for dim in ("ses", "lang") for i in idx}
+    names |= {f"excess_school_{dim}_H{s}" for dim in ("ses", "lang") for s in ("", "_res")}
+    for g in ("g1", "g7"):
+        names |= {f"local_school_share_{g}", f"local_school_share_{g}_renewal"}
+    names |= {f"move_rate_age{b}" for b in ("0_6", "7_12", "13_15")}
+    names |= {f"move_rate_ses{k}" for k in range(3)}
+    names |= {f"daycare_participation_lang{k}" for k in range(2)}
+    names |= {f"daycare_participation_ses{k}" for k in range(3)}
+    names |= {"daycare_participation_age1_2", "daycare_participation_age3_6"}
+    return frozenset(names)
+
+
+def _years(df: pd.DataFrame, years: tuple[int, int]) -> pd.DataFrame:
+    return df[(df["year"] >= years[0]) & (df["year"] <= years[1])]
+
+
+def _districts(out: Outputs, years: tuple[int, int]) -> pd.DataFrame:
+    a = _years(out.areas, years)
+    return a[a["kind"] == "district"]
+
+
+def _schools(out: Outputs, years: tuple[int, int]) -> pd.DataFrame:
+    u = _years(out.units, years)
+    return u[u["kind"].str.startswith("school") & (u["enrolled"] > 0)]
+
+
+def _pooled_ages(out: Outputs, years: tuple[int, int]) -> pd.DataFrame:
+    return _years(out.ages, years).groupby("age").sum()
+
+
+# --------------------------------------------------------------------------- extractors
+@dataclass(frozen=True)
+class Extractor:
+    """An extraction function and what it needs: valid range of its value, metric args."""
+
+    fn: Callable[..., float]
+    valid: tuple[float, float] = (0.0, 1.0)
+    metric_args: tuple[str, ...] = ()
+    presets: tuple[str, ...] = PRESETS
+    params: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = tuple(inspect.signature(self.fn).parameters)[2:]
+        object.__setattr__(self, "params", names)
+
+
+EXTRACTORS: dict[str, Extractor] = {}
+
+
+def extractor(valid: tuple[float, float] = (0.0, 1.0), metric_args: tuple[str, ...] = (),
+              presets: tuple[str, ...] = PRESETS) -> Callable:
+    """Register an extraction function ``fn(outputs, years, **args) -> float``."""
+    def register(fn: Callable[..., float]) -> Callable[..., float]:
+        EXTRACTORS[fn.__name__] = Extractor(fn, valid, metric_args, presets)
+        return fn
+    return register
+
+
+@extractor(valid=(-math.inf, math.inf), metric_args=("metric",))
+def metric_mean(out: Outputs, years: tuple[int, int], metric: str) -> float:
+    """Mean of a ``metrics`` column over the years."""
+    return float(_years(out.metrics, years)[metric].mean())
+
+
+@extractor(valid=(-math.inf, math.inf), metric_args=("metric", "minus"))
+def metric_difference(out: Outputs, years: tuple[int, int], metric: str, minus: str) -> float:
+    """Mean of ``metric - minus`` over the years (e.g. renewal areas minus the city)."""
+    m = _years(out.metrics, years)
+    return float((m[metric] - m[minus]).mean())
+
+
+@extractor(valid=(0.0, math.inf), metric_args=("metric", "over"))
+def metric_ratio(out: Outputs, years: tuple[int, int], metric: str, over: str) -> float:
+    """Ratio of the means of two ``metrics`` columns over the years."""
+    m = _years(out.metrics, years)
+    return float(m[metric].mean() / m[over].mean())
+
+
+@extractor(valid=(-1.0, 1.0))
+def renewal_gap_widening(out: Outputs, years: tuple[int, int]) -> float:
+    """How much further the renewal areas' local share falls below the city's at grade 7.
+
+    ``(g7 renewal - g7 city) - (g1 renewal - g1 city)``; negative when the gap is larger
+    at grade 7.
+    """
+    m = _years(out.metrics, years)
+    g7 = m["local_school_share_g7_renewal"] - m["local_school_share_g7"]
+    g1 = m["local_school_share_g1_renewal"] - m["local_school_share_g1"]
+    return float((g7 - g1).mean())
+
+
+@extractor()
+def renewal_children_share(out: Outputs, years: tuple[int, int]) -> float:
+    """Share of the city's children (0-15) living in the renewal districts."""
+    d = _districts(out, years)
+    kids = d[[f"children_ses{k}" for k in range(3)]].sum(axis=1)
+    return float(kids[d["renewal"].astype(bool)].sum() / kids.sum())
+
+
+@extractor()
+def renewal_foreign_share(out: Outputs, years: tuple[int, int]) -> float:
+    """Foreign-language share of the children (0-15) living in the renewal districts."""
+    d = _districts(out, years)
+    d = d[d["renewal"].astype(bool)]
+    return float(d["children_lang1"].sum() / (d["children_lang0"] + d["children_lang1"]).sum())
+
+
+@extractor()
+def pupil_foreign_share(out: Outputs, years: tuple[int, int]) -> float:
+    """Foreign-language share of all pupils."""
+    s = _schools(out, years)
+    return float(s["enrol_lang1"].sum() / s["enrolled"].sum())
+
+
+def _per_year(values: pd.Series, stat: str) -> float:
+    if stat not in ("min", "max"):
+        raise TargetsError(f"stat={stat!r}: expected min or max")
+    return float(values.groupby(level=0).agg(stat).mean())
+
+
+@extractor()
+def school_foreign_share(out: Outputs, years: tuple[int, int], stat: str) -> float:
+    """Lowest (``stat=min``) or highest (``max``) foreign-language share over schools."""
+    s = _schools(out, years)
+    return _per_year((s["enrol_lang1"] / s["enrolled"]).set_axis(s["year"]), stat)
+
+
+@extractor()
+def district_foreign_share(out: Outputs, years: tuple[int, int], stat: str) -> float:
+    """Lowest or highest foreign-language share of children over districts."""
+    d = _districts(out, years)
+    share = d["children_lang1"] / (d["children_lang0"] + d["children_lang1"]).clip(lower=1)
+    return _per_year(share.set_axis(d["year"]), stat)
+
+
+@extractor()
+def districts_above_mean(out: Outputs, years: tuple[int, int]) -> float:
+    """Share of districts whose children's foreign-language share exceeds the city's."""
+    d = _districts(out, years).copy()
+    d["tot"] = d["children_lang0"] + d["children_lang1"]
+    city = d.groupby("year")[["children_lang1", "tot"]].transform("sum")
+    above = d["children_lang1"] / d["tot"].clip(lower=1) > city["children_lang1"] / city["tot"]
+    return float(above.groupby(d["year"]).mean().mean())
+
+
+@extractor(valid=(0.0, math.inf), presets=("helsinki",))
+def children_count(out: Outputs, years: tuple[int, int], ages: str) -> float:
+    """Children aged ``0_6`` or ``7_15`` living in the city (Helsinki scale only)."""
+    d = _districts(out, years)
+    total = d[[f"children_ses{k}" for k in range(3)]].sum(axis=1)
+    school = d[[f"{g}_ses{k}" for g in ("age7_12", "age13_15") for k in range(3)]].sum(axis=1)
+    if ages not in ("0_6", "7_15"):
+        raise TargetsError(f"ages={ages!r}: expected 0_6 or 7_15")
+    n = total - school if ages == "0_6" else school
+    return float(n.groupby(d["year"]).sum().mean())
+
+
+@extractor(valid=(0.0, math.inf), presets=("helsinki",))
+def school_size_mean(out: Outputs, years: tuple[int, int]) -> float:
+    """Mean pupils per comprehensive school: all pupils over the lower-school units.
+
+    Helsinki's ~100 comprehensive schools mostly teach grades 1-9 (targets.csv,
+    ``comprehensive_schools``); the model splits them into lower and upper units, so its
+    pupils are divided by its lower units, the count that stands for the schools.
+    """
+    s = _schools(out, years)
+    per_year = s.groupby("year").agg(pupils=("enrolled", "sum"),
+                                     lower=("kind", lambda k: (k == "school_lower").sum()))
+    return float((per_year["pupils"] / per_year["lower"]).mean())
+
+
+@extractor()
+def first_move_share(out: Outputs, years: tuple[int, int], lo: int, hi: int) -> float:
+    """Share of first moves within the city made at ages ``lo``-``hi`` (synthetic cohort)."""
+    a = _pooled_ages(out, years)["first_moves"]
+    return float(a.loc[lo:hi].sum() / a.sum())
+
+
+@extractor()
+def childhood_leaving(out: Outputs, years: tuple[int, int]) -> float:
+    """Probability that a child born in the city leaves it before age 16 (synthetic cohort).
+
+    ``1 - prod_a (1 - q_a)`` over the yearly leaving hazards ``q_a`` of children born here.
+    """
+    a = _pooled_ages(out, years)
+    q = (a["left_born_here"] / a["born_here"].clip(lower=1)).to_numpy()
+    return float(1.0 - np.prod(1.0 - q))
+
+
+@extractor()
+def leavers_not_low_share(out: Outputs, years: tuple[int, int], lo: int, hi: int) -> float:
+    """Share of middle- and high-status children among leavers aged ``lo``-``hi``."""
+    a = _pooled_ages(out, years).loc[lo:hi]
+    left = a[[f"left_ses{k}" for k in range(3)]].sum()
+    return float((left["left_ses1"] + left["left_ses2"]) / left.sum())
+
+
+@extractor(valid=(0.0, math.inf))
+def leave_rate_ratio_low(out: Outputs, years: tuple[int, int], lo: int, hi: int) -> float:
+    """Leaving rate of low-status children aged ``lo``-``hi`` over that of the others."""
+    a = _pooled_ages(out, years).loc[lo:hi].sum()
+    low = a["left_ses0"] / max(a["children_ses0"], 1)
+    rest = (a["left_ses1"] + a["left_ses2"]) / max(a["children_ses1"] + a["children_ses2"], 1)
+    return float(low / rest) if rest > 0 else math.nan
+
+
+@extractor(valid=(-1.0, 1.0))
+def composition_trend(out: Outputs, years: tuple[int, int], group: str) -> float:
+    """Change per decade of a group's share of children: ``ses0`` (low status) or ``lang1``.
+
+    A least-squares slope over the years, times ten.
+    """
+    d = _districts(out, years)
+    kind = group[:-1]
+    if group not in ("ses0", "lang1"):
+        raise TargetsError(f"group={group!r}: expected ses0 or lang1")
+    cols = [f"children_{kind}{k}" for k in range(3 if kind == "ses" else 2)]
+    g = d.groupby("year")[cols].sum()
+    share = g[f"children_{group}"] / g.sum(axis=1)
+    if len(share) < 2:
+        return 0.0
+    return float(np.polyfit(share.index.to_numpy(float), share.to_numpy(), 1)[0] * 10)
+
+
+# --------------------------------------------------------------------------- targets
+@dataclass(frozen=True)
+class Moment:
+    """One checked entry of the targets file."""
+
+    name: str
+    kind: str
+    observed: float | tuple[float, float]
+    sd: float
+    rationale: str
+    source: str
+    statistic: str
+    args: dict[str, Any]
+    years: tuple[int, int]
+    presets: tuple[str, ...]
+    weight: float = 1.0
+
+    def simulate(self, out: Outputs) -> float:
+        """The simulated counterpart on one run's outputs."""
+        return EXTRACTORS[self.statistic].fn(out, self.years, **self.args)
+
+    def deviation(self, value: float) -> float:
+        """Signed distance of a simulated value from the target (0 inside a range/bound)."""
+        if self.kind == "point":
+            return value - self.observed
+        if self.kind == "range":
+            lo, hi = self.observed
+            return value - lo if value < lo else (value - hi if value > hi else 0.0)
+        if self.kind == "above":
+            return min(value - self.observed, 0.0)
+        return max(value - self.observed, 0.0)
+
+    @property
+    def observed_text(self) -> str:
+        """The target as shown in tables (``0.85``, ``0.42-0.64``, ``> 0.25``)."""
+        if self.kind == "range":
+            return f"{self.observed[0]:g}-{self.observed[1]:g}"
+        sign = {"point": "", "above": "> ", "below": "< "}[self.kind]
+        return f"{sign}{self.observed:g}"
+
+
+def source_keys(path: Path = TARGETS_CSV) -> set[str]:
+    """The keys of ``calibration/targets.csv``."""
+    with path.open(encoding="utf-8") as fh:
+        return {row["key"] for row in csv.DictReader(fh)}
+
+
+def _fail(where: str, msg: str) -> None:
+    raise TargetsError(f"{where}: {msg}")
+
+
+def check_moment(entry: Any, where: str, keys: set[str], horizon: int | None) -> Moment:
+    """Check one entry of the targets file; returns it as a ``Moment``."""
+    if not isinstance(entry, dict):
+        _fail(where, "expected a mapping with name, observed, sd, ...")
+    unknown = set(entry) - FIELDS
+    missing = REQUIRED - set(entry)
+    if "statistic" in missing:
+        _fail(where, "names no extraction function (statistic); known: "
+              + ", ".join(sorted(EXTRACTORS)))
+    if unknown or missing:
+        _fail(where, f"unknown fields {sorted(unknown)}, missing fields {sorted(missing)}")
+    where = f"{where} ({entry['name']})"
+    stat = entry["statistic"]
+    if stat not in EXTRACTORS:
+        _fail(where, f"statistic={stat!r} is no extraction function; known: "
+              + ", ".join(sorted(EXTRACTORS)))
+    ex = EXTRACTORS[stat]
+    args = dict(entry.get("args") or {})
+    if set(args) != set(ex.params):
+        _fail(where, f"the outputs cannot serve {stat} with args {sorted(args)}: it takes "
+              f"{list(ex.params)}")
+    cols = metric_columns()
+    for a in ex.metric_args:
+        if args[a] not in cols:
+            _fail(where, f"the outputs cannot serve {stat}: {a}={args[a]!r} is not a column "
+                  "of metrics.parquet")
+    presets = tuple(entry["presets"])
+    if not presets or not set(presets) <= set(ex.presets):
+        _fail(where, f"the outputs cannot serve {stat} on presets {list(presets)}; it "
+              f"serves {list(ex.presets)}")
+    years = entry["years"]
+    if not (isinstance(years, list) and len(years) == 2 and all(
+            isinstance(y, int) for y in years) and 0 <= years[0] <= years[1]):
+        _fail(where, f"years={years!r}: expected [first, last] with 0 <= first <= last")
+    if horizon is not None and years[1] > horizon:
+        _fail(where, f"the outputs cannot serve years {years}: the run has {horizon} years")
+    kind = entry.get("kind", "point")
+    if kind not in KINDS:
+        _fail(where, f"kind={kind!r}: expected one of {list(KINDS)}")
+    obs = entry["observed"]
+    values = obs if kind == "range" else [obs]
+    if kind == "range" and not (isinstance(obs, list) and len(obs) == 2 and obs[0] <= obs[1]):
+        _fail(where, f"observed={obs!r}: a range is [low, high]")
+    lo, hi = ex.valid
+    for v in values:
+        if not isinstance(v, int | float) or not lo <= v <= hi:
+            _fail(where, f"observed={obs!r} is outside the valid range [{lo}, {hi}] of {stat}")
+    sd = entry["sd"]
+    if not isinstance(sd, int | float) or not sd > 0:
+        _fail(where, f"sd={sd!r}: expected a positive number")
+    weight = entry.get("weight", 1.0)
+    if not isinstance(weight, int | float) or weight < 0:
+        _fail(where, f"weight={weight!r}: expected a number >= 0")
+    if entry["source"] not in keys:
+        _fail(where, f"source={entry['source']!r} is not a key of {TARGETS_CSV.name}")
+    if not str(entry["rationale"]).strip():
+        _fail(where, "rationale is empty: say why this sd")
+    return Moment(name=entry["name"], kind=kind,
+                  observed=tuple(obs) if kind == "range" else float(obs), sd=float(sd),
+                  rationale=str(entry["rationale"]), source=entry["source"], statistic=stat,
+                  args=args, years=(years[0], years[1]), presets=presets,
+                  weight=float(weight))
+
+
+def load_targets(path: Path = TARGETS_YAML, preset: str | None = None,
+                 horizon: int | None = None) -> list[Moment]:
+    """Read and check the targets file; the moments of ``preset`` (all if ``None``).
+
+    Args:
+        path: The targets file.
+        preset: Keep the moments that apply to this preset.
+        horizon: Years of the runs that will serve the moments (checked if given).
+
+    Raises:
+        TargetsError: The first entry that cannot be used, with the reason.
+    """
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise TargetsError(f"{path}: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("moments"), list):
+        raise TargetsError(f"{path}: expected a mapping with a list 'moments'")
+    keys = source_keys()
+    moments, seen = [], set()
+    for k, entry in enumerate(doc["moments"]):
+        m = check_moment(entry, f"{Path(path).name} moment {k + 1}", keys, horizon)
+        if m.name in seen:
+            _fail(f"{Path(path).name} moment {k + 1}", f"name {m.name!r} appears twice")
+        seen.add(m.name)
+        moments.append(m)
+    return [m for m in moments if preset is None or preset in m.presets]
+
+
+def horizon_of(moments: list[Moment]) -> int:
+    """The last year any of the moments reads."""
+    return max(m.years[1] for m in moments)
