@@ -177,4 +177,4 @@ def write_sample(out: str | Path) -> dict[str, Path]:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     written = write_sample(sys.argv[1] if len(sys.argv) > 1 else "data/sample")
-    print(" ".join(f"city.{k}={v}" for k, v in written.items()))
+    log.info("overrides: %s", " ".join(f"city.{k}={v}" for k, v in written.items()))
