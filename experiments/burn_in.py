@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
+from experiments.cli import split_options
 from sim.config import Config, load_config
 from sim.model import SegregationModel
 
@@ -88,14 +89,7 @@ def settle_year(runs: pd.DataFrame) -> tuple[int, pd.DataFrame]:
 def main(argv: list[str]) -> None:
     """Run the seeds, apply the rule, write ``burn_in.csv``."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    opts = {"seeds": "3", "years": "100", "out": ""}
-    overrides = []
-    for arg in argv:
-        k, _, v = arg.partition("=")
-        if k in opts:
-            opts[k] = v
-        else:
-            overrides.append(arg)
+    opts, overrides = split_options(argv, {"seeds": "3", "years": "100", "out": ""})
     cfg = load_config(overrides)
     out = Path(opts["out"] or f"outputs/burn_in_{cfg.city.preset}")
     runs = Parallel(n_jobs=min(int(opts["seeds"]), 2))(

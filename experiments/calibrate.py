@@ -42,6 +42,7 @@ import pandas as pd  # noqa: E402
 
 from calibration import fit  # noqa: E402
 from calibration.moments import horizon_of, load_targets  # noqa: E402
+from experiments.cli import split_options  # noqa: E402
 from sim.config import CONF_DIR  # noqa: E402
 from sim.io import atomic_write, write_text  # noqa: E402
 
@@ -52,18 +53,6 @@ TABLE_START, TABLE_END = "<!-- calibration-table:start -->", "<!-- calibration-t
 OPTIONS = {"preset": "small", "trials": "40", "workers": "1", "replicates": "2", "seed": "1",
            "storage": "", "study": "", "holdout": "", "profile": "0", "out": "",
            "ship": "false"}
-
-
-def parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Split ``key=value`` arguments into calibration options and model overrides."""
-    opts, overrides = dict(OPTIONS), []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key in opts:
-            opts[key] = value
-        else:
-            overrides.append(arg)
-    return opts, overrides
 
 
 def figures(table: pd.DataFrame, trials: pd.DataFrame, prof: pd.DataFrame,
@@ -110,7 +99,7 @@ def figures(table: pd.DataFrame, trials: pd.DataFrame, prof: pd.DataFrame,
 
 def calibrate(argv: list[str]) -> Path:
     """Run (or resume) the fit and write its outputs; returns the output folder."""
-    opts, overrides = parse(argv)
+    opts, overrides = split_options(argv, OPTIONS)
     preset = opts["preset"]
     out = Path(opts["out"] or f"outputs/calibration/{preset}")
     moments = load_targets(preset=preset)  # refuses a bad targets file before any run

@@ -77,3 +77,23 @@ def entry(main: Callable[[], Any]) -> None:
         main()
     except (HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
         refuse(exc)
+
+
+def split_options(argv: list[str], defaults: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Split ``key=value`` arguments into a command's own options and model overrides.
+
+    Args:
+        argv: The command's arguments.
+        defaults: The command's options and their default values.
+
+    Returns:
+        The options (defaults updated) and the remaining arguments, as config overrides.
+    """
+    opts, overrides = dict(defaults), []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in opts:
+            opts[key] = value
+        else:
+            overrides.append(arg)
+    return opts, overrides
