@@ -242,16 +242,15 @@ def children_count(out: Outputs, years: tuple[int, int], ages: str) -> float:
 
 @extractor(valid=(0.0, math.inf), presets=("helsinki",))
 def school_size_mean(out: Outputs, years: tuple[int, int]) -> float:
-    """Mean pupils per comprehensive school: all pupils over the lower-school units.
+    """Mean pupils per school unit: all pupils over the lower- and upper-school units.
 
-    Helsinki's ~100 comprehensive schools mostly teach grades 1-9 (targets.csv,
-    ``comprehensive_schools``); the model splits them into lower and upper units, so its
-    pupils are divided by its lower units, the count that stands for the schools.
+    The source's average is over Helsinki's comprehensive schools, 97 teaching grades 1-9
+    (or 1-6) and 30 teaching only grades 7-9 (targets.csv, ``comprehensive_schools``); the
+    model's units stand for those schools, so its pupils are divided by all its units.
     """
     s = _schools(out, years)
-    per_year = s.groupby("year").agg(pupils=("enrolled", "sum"),
-                                     lower=("kind", lambda k: (k == "school_lower").sum()))
-    return float((per_year["pupils"] / per_year["lower"]).mean())
+    per_year = s.groupby("year").agg(pupils=("enrolled", "sum"), units=("enrolled", "size"))
+    return float((per_year["pupils"] / per_year["units"]).mean())
 
 
 @extractor()

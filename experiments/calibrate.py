@@ -44,7 +44,7 @@ from calibration import fit  # noqa: E402
 from calibration.moments import horizon_of, load_targets  # noqa: E402
 from experiments.cli import split_options  # noqa: E402
 from sim.config import CONF_DIR  # noqa: E402
-from sim.io import atomic_write, write_text  # noqa: E402
+from sim.io import atomic_write, replace_marked, write_text  # noqa: E402
 
 log = logging.getLogger(__name__)
 ROOT = CONF_DIR.parent
@@ -182,12 +182,7 @@ def readme_table() -> str:
 
 def write_readme_table(readme: Path = README) -> None:
     """Replace the README section between the calibration-table markers."""
-    text = readme.read_text(encoding="utf-8")
-    if TABLE_START not in text or TABLE_END not in text:
-        raise ValueError(f"{readme}: no {TABLE_START} ... {TABLE_END} section")
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    write_text(f"{head}{TABLE_START}\n{readme_table()}{TABLE_END}{tail}", readme)
+    replace_marked(readme, TABLE_START, TABLE_END, readme_table())
 
 
 def main(argv: list[str]) -> None:

@@ -45,3 +45,17 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 def write_text(text: str, path: Path) -> None:
     """Write text atomically."""
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def replace_marked(path: Path, start: str, end: str, body: str) -> None:
+    """Replace the text between the marker lines ``start`` and ``end`` of a file with ``body``.
+
+    Raises:
+        ValueError: If the file lacks either marker.
+    """
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise ValueError(f"{path}: no {start} ... {end} section")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    write_text(f"{head}{start}\n{body}{end}{tail}", path)

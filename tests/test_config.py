@@ -180,6 +180,8 @@ VALIDATE_CASES = [
     case(f"{SCH}.info_concentration=0", f"{SCH}.info_concentration=0.0",
          "values in (0.0, 1000.0]"),
     case(f"{SCH}.g7_look_factor=11", f"{SCH}.g7_look_factor=11.0", "values in [0.0, 10.0]"),
+    case(f"{SCH}.g7_distance_factor=0.01", f"{SCH}.g7_distance_factor=0.01",
+         "values in [0.05, 10.0]"),
     case(f"{SCH}.n_ranked=17", f"{SCH}.n_ranked=17", "an integer in [1, 16]"),
     case(f"{SCH}.max_km=0", f"{SCH}.max_km=0.0", "values in (0.0, 1000.0]"),
     *[case(f"{SCH}.{k}=[1.0,1.0]", f"{SCH}.{k}=[1.0, 1.0]", LEN3)

@@ -105,6 +105,7 @@ def configs(draw: st.DrawFn) -> dict:
                        n_ranked=draw(st.integers(1, 16)), max_km=draw(unit(0.0, 1000.0,
                                                                          exclude_min=True)),
                        g7_look_factor=draw(unit(0.0, 10.0)),
+                       g7_distance_factor=draw(unit(0.05, 10.0)),
                        aptitude_ses_corr=draw(unit(-1.0, 1.0)))
     b["outcomes"].update(peer_effect=draw(unit(-10.0, 10.0)), noise_sd=draw(unit(0.0, 10.0)),
                          resource_effect=draw(unit(-10.0, 10.0)), adjustment=draw(unit()))

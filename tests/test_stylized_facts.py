@@ -88,3 +88,13 @@ def test_reputation_feedback_amplifies_segregation() -> None:
         assert g_on > g_off + 0.01, (col, g_on, g_off)
     # Year 0 is the same world: switching the feedback off changes nothing before it acts.
     assert on[0].iloc[0].equals(off[0].iloc[0])
+
+
+def test_grade7_pupils_who_weigh_distance_less_leave_their_catchment_more() -> None:
+    def g7_local(*overrides: str) -> float:
+        return float(np.mean([run(s, *overrides, years=8)[1]["local_school_share_g7"]
+                              .iloc[1:].mean() for s in SEEDS[:2]]))
+
+    near = g7_local()
+    far = g7_local("behaviour.school.g7_distance_factor=0.2")
+    assert far < near - 0.02, (far, near)

@@ -61,6 +61,11 @@ def admit(model: SegregationModel, entrants_only: bool) -> None:
         p_look = np.asarray(sc.look_prob)[ses] * f.info[fam] / sc.info_mean[0]
         p_look *= np.exp(-np.asarray(sc.look_reputation)[ses] * rep_local)
         p_look *= (sc.g7_look_factor if lev == UPPER else 1.0) * sch.optout[local]
+        # Older pupils travel on their own: a km counts g7_distance_factor times as much
+        # at grade 7, in the utility and in how far families look.
+        level_prefs = (prefs._replace(w_dist=prefs.w_dist * sc.g7_distance_factor,
+                                      max_km=prefs.max_km / sc.g7_distance_factor)
+                       if lev == UPPER else prefs)
         looks = entry & (u_look[app] < p_look) & sc.enabled
         ids = np.flatnonzero((sch.level == lev) & sch.open)
         progs = np.column_stack([2 * ids, 2 * ids + 1]).ravel()
@@ -71,7 +76,7 @@ def admit(model: SegregationModel, entrants_only: bool) -> None:
             Programmes(ids=ids, xy=model.school_xy, emphasis=sch.emphasis,
                        rep_perceived=sch.rep_perceived, lang_share=pupil_lang_share(model),
                        local_bonus=sc.local_bonus + sch.trust),
-            prefs)
+            level_prefs)
         # Priority: catchment children first at a general class, then lottery;
         # emphasised classes by aptitude.
         p_sch = np.maximum(prefs_lists, 0) // 2
