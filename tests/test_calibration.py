@@ -26,8 +26,9 @@ def moments_like(names: dict[str, float], years: tuple[int, int] = (1, 6)) -> li
             names.items()]
 
 
-def observed_at(moments: list[Moment], theta: dict[str, float]) -> list[Moment]:
-    sims = fit.evaluate(theta, SEEDS, "small", moments, OVERRIDES)
+def observed_at(moments: list[Moment], theta: dict[str, float],
+                seeds: list[int] = SEEDS) -> list[Moment]:
+    sims = fit.evaluate(theta, seeds, "small", moments, OVERRIDES)
     return [Moment(**{**m.__dict__, "kind": "point", "observed": float(sims[m.name].mean())})
             for m in moments]
 
