@@ -120,7 +120,7 @@ class Applicants(NamedTuple):
     lang: np.ndarray  # int (n,)
     home_xy: np.ndarray  # float (n, 2)
     local: np.ndarray  # int (n,): guaranteed (catchment) school, global index
-    gumbel: np.ndarray  # float (n, 2 * n_programmes_schools)
+    gumbel: np.ndarray  # float (n, 2 * n_programmes_schools); unread where ``looks`` is False
 
 
 class Programmes(NamedTuple):

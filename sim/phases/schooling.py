@@ -64,7 +64,9 @@ def admit(model: SegregationModel, entrants_only: bool) -> None:
         looks = entry & (u_look[app] < p_look) & sc.enabled
         ids = np.flatnonzero((sch.level == lev) & sch.open)
         progs = np.column_stack([2 * ids, 2 * ids + 1]).ravel()
-        gumbel = -np.log(-np.log(counter_uniform(key, app, progs)))
+        # Only the lookers' shocks are read, so only they draw (most applicants do not look).
+        gumbel = np.zeros((len(app), len(progs)))
+        gumbel[looks] = -np.log(-np.log(counter_uniform(key, app[looks], progs)))
         prefs_lists = model.k.rank_programmes(
             Applicants(looks=looks, ses=ses, lang=lang, home_xy=model.city.xy[home],
                        local=local, gumbel=gumbel),
