@@ -166,6 +166,34 @@ def youngest_age(family: np.ndarray, age: np.ndarray, active: np.ndarray,
             out[family[c]] = age[c]
 
 
+@njit(cache=True)
+def tally(unit: np.ndarray, family: np.ndarray, ses: np.ndarray, lang: np.ndarray,
+          out: np.ndarray) -> None:
+    """Count people by unit and by their family's status and language (one pass).
+
+    Person ``i`` counts if ``unit[i] >= 0``: one in ``out[unit[i], ses[f]]`` and one in
+    ``out[unit[i], 3 + lang[f]]``, ``f = family[i]``; for families themselves, ``family``
+    is ``arange``. ``out`` (n_units, 5) is added to. Numpy needs a gather and a bincount
+    for each of these.
+    """
+    for i in range(len(unit)):
+        u = unit[i]
+        if u >= 0:
+            f = family[i]
+            out[u, ses[f]] += 1
+            out[u, 3 + lang[f]] += 1
+
+
+@njit(cache=True)
+def add_rows(label: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+    """Add ``rows[i]`` to ``out[label[i]]`` wherever ``label[i] >= 0`` (a grouped row sum)."""
+    for i in range(len(label)):
+        g = label[i]
+        if g >= 0:
+            for j in range(rows.shape[1]):
+                out[g, j] += rows[i, j]
+
+
 @njit(**INLINE)
 def schelling_v(x: float, x0: float, m: float) -> float:
     """Single-peaked satisfaction with own-group share ``x`` (Sage & Flache 2021).

@@ -1,4 +1,7 @@
-"""Reference-vs-kernel agreement for the relocation, daycare and school-choice rules."""
+"""Reference-vs-kernel agreement for the relocation, daycare and school-choice rules.
+
+The counting kernels (``youngest_age``, ``tally``, ``add_rows``) are checked against numpy.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +36,34 @@ def test_youngest_age_is_the_grouped_minimum(seed, n, n_f) -> None:
     got, want = np.full(n_f, 99), np.full(n_f, 99)
     kernels.youngest_age(fam, age, active, got)
     np.minimum.at(want, fam[active], age[active])
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(0, 300), n_u=st.integers(1, 20),
+       n_f=st.integers(1, 50))
+def test_tally_counts_by_unit_and_family_group(seed, n, n_u, n_f) -> None:
+    rng = np.random.default_rng(seed)
+    unit, fam = rng.integers(-1, n_u, n), rng.integers(0, n_f, n)
+    ses, lang = rng.integers(0, 3, n_f), rng.integers(0, 2, n_f)
+    got = np.zeros((n_u, 5), dtype=np.int64)
+    kernels.tally(unit, fam, ses, lang, got)
+    k = unit >= 0
+    want = np.zeros((n_u, 5), dtype=np.int64)
+    np.add.at(want, (unit[k], ses[fam[k]]), 1)
+    np.add.at(want, (unit[k], 3 + lang[fam[k]]), 1)
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(0, 300), n_g=st.integers(1, 20),
+       k=st.integers(1, 6))
+def test_add_rows_is_the_grouped_row_sum(seed, n, n_g, k) -> None:
+    rng = np.random.default_rng(seed)
+    label, rows = rng.integers(-1, n_g, n), rng.integers(0, 100, (n, k))
+    got = np.zeros((n_g, k), dtype=np.int64)
+    kernels.add_rows(label, rows, got)
+    want = np.array([rows[label == g].sum(0) for g in range(n_g)]).reshape(n_g, k)
     np.testing.assert_array_equal(got, want)
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.kernels import Applicants, Programmes, SchoolPrefs
+from sim.kernels import Applicants, Programmes, SchoolPrefs, tally
 from sim.metrics import counts
 from sim.rng import counter_uniform
 from sim.units import ENTRY_AGE, LEVEL_AGES, UPPER
@@ -146,9 +146,8 @@ def programme_seats(model: SegregationModel, lev: int) -> np.ndarray:
 def pupil_lang_share(model: SegregationModel) -> np.ndarray:
     """Share of each language group among each school's pupils, shape (2, n_schools)."""
     ch, f = model.children, model.families
-    n_s = len(model.schools.cell)
-    p = ch.school >= 0
-    cnt = np.bincount(ch.school[p] * 2 + f.lang[ch.family[p]], minlength=2 * n_s)
-    cnt = cnt.reshape(n_s, 2).T.astype(float)
+    out = np.zeros((len(model.schools.cell), 5), dtype=np.int64)
+    tally(ch.school, ch.family, f.ses, f.lang, out)
+    cnt = out[:, 3:].T.astype(float)
     tot = cnt.sum(0)
     return np.where(tot > 0, cnt / np.maximum(tot, 1), 0.5)
