@@ -161,7 +161,7 @@ class YearRecorder:
         self.flows["left_city"] = len(slots)
         self.leaver_band = np.bincount(band, minlength=3).astype(float)
         a = ch.active
-        left = a & np.isin(ch.family, slots)
+        left = m.children_of(slots)
         col = {c: i for i, c in enumerate(AGE_COLS)}
         for sel, name in ((a, "children"), (left, "left")):
             mat = counts(ses[ch.family[sel]], ch.age[sel], 3, AGES)

@@ -244,6 +244,13 @@ class SegregationModel(LeverSurface, mesa.Model):
         ch = self.children
         return np.bincount(ch.family[ch.active], minlength=self.families.capacity)
 
+    def children_of(self, fam: np.ndarray) -> np.ndarray:
+        """Mask over child slots: the children of the families at slots ``fam``."""
+        ch = self.children
+        chosen = np.zeros(self.families.capacity, dtype=bool)
+        chosen[fam] = True
+        return ch.active & chosen[ch.family]  # free child slots (family -1) are inactive
+
     def enrolment(self, kind: str = "school") -> np.ndarray:
         """Children enrolled per school (``kind="school"``) or per daycare."""
         unit = self.children.school if kind == "school" else self.children.daycare

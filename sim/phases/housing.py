@@ -158,7 +158,7 @@ def relocation(model: SegregationModel) -> None:
     order = order[np.argsort(prio[order], kind="stable")]
     old_cell = f.cell[order].copy()
     moved = choose_dwellings(model, order, False, "relocation")
-    kids = np.flatnonzero(ch.active & np.isin(ch.family, order[moved]))
+    kids = np.flatnonzero(model.children_of(order[moved]))
     first = kids[ch.born_here[kids] & ~ch.moved[kids]]  # first moves of children born here
     ch.moved[kids] = True
     model.recorder.book_moves(order[moved], old_cell[moved], band, first)
