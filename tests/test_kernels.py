@@ -42,29 +42,20 @@ def test_youngest_age_is_the_grouped_minimum(seed, n, n_f) -> None:
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10**6), n=st.integers(0, 300), n_u=st.integers(1, 20),
        n_f=st.integers(1, 50))
-def test_tally_counts_by_unit_and_family_group(seed, n, n_u, n_f) -> None:
+def test_tally_and_add_rows_are_numpy_group_counts(seed, n, n_u, n_f) -> None:
     rng = np.random.default_rng(seed)
     unit, fam = rng.integers(-1, n_u, n), rng.integers(0, n_f, n)
     ses, lang = rng.integers(0, 3, n_f), rng.integers(0, 2, n_f)
-    got = np.zeros((n_u, 5), dtype=np.int64)
+    got, want = np.zeros((n_u, 5), dtype=np.int64), np.zeros((n_u, 5), dtype=np.int64)
     kernels.tally(unit, fam, ses, lang, got)
     k = unit >= 0
-    want = np.zeros((n_u, 5), dtype=np.int64)
     np.add.at(want, (unit[k], ses[fam[k]]), 1)
     np.add.at(want, (unit[k], 3 + lang[fam[k]]), 1)
     np.testing.assert_array_equal(got, want)
-
-
-@settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 10**6), n=st.integers(0, 300), n_g=st.integers(1, 20),
-       k=st.integers(1, 6))
-def test_add_rows_is_the_grouped_row_sum(seed, n, n_g, k) -> None:
-    rng = np.random.default_rng(seed)
-    label, rows = rng.integers(-1, n_g, n), rng.integers(0, 100, (n, k))
-    got = np.zeros((n_g, k), dtype=np.int64)
-    kernels.add_rows(label, rows, got)
-    want = np.array([rows[label == g].sum(0) for g in range(n_g)]).reshape(n_g, k)
-    np.testing.assert_array_equal(got, want)
+    label = rng.integers(-1, 3, n_u)  # the units grouped into 3 areas (-1: none)
+    areas = np.zeros((3, 5), dtype=np.int64)
+    kernels.add_rows(label, got, areas)
+    np.testing.assert_array_equal(areas, [got[label == g].sum(0) for g in range(3)])
 
 
 @settings(max_examples=20, deadline=None)
