@@ -44,10 +44,15 @@ class Family(mesa.Agent):
         if cls._observed(model, ModelSignals.AGENT_ADDED):
             return [cls(model, int(s)) for s in slots]
         first = model.agent_id_counter
-        agents = [cls.__new__(cls) for _ in range(len(slots))]
-        for uid, agent, slot in zip(range(first, first + len(agents)), agents, slots.tolist(),
-                                    strict=True):
+        agents = []
+        for uid, slot in enumerate(slots.tolist(), start=first):
+            agent = cls.__new__(cls)
+            # Filled as soon as it exists, in Agent.__init__'s order: then every instance
+            # keeps its attributes in the class's shared key table. Objects created first
+            # and filled later use that table up, and each one gets a dict of its own
+            # (CPython 3.12): twice the allocations and time.
             agent.model, agent.unique_id, agent.pos, agent.slot = model, uid, None, slot
+            agents.append(agent)
         model.agent_id_counter = first + len(agents)
         batch = dict.fromkeys(agents)
         model._all_agents._agents.update(batch)
@@ -66,8 +71,7 @@ class Family(mesa.Agent):
             return
         every, mine = model._all_agents._agents, model._agents_by_type[cls]._agents
         for agent in agents:
-            del every[agent]
-            del mine[agent]
+            del every[agent], mine[agent]
 
     @property
     def ses(self) -> int:

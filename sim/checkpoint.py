@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from agents import Family
 from sim.config import Config, as_dict
 from sim.io import atomic_write
 
@@ -117,10 +118,10 @@ def capture(model: SegregationModel) -> dict[str, np.ndarray]:
     for name in rec.ACCOUNTS:
         state[f"recorder.{name}"] = np.asarray(getattr(rec, name))
     state["recorder.flows"] = np.array([rec.flows[k] for k in sorted(rec.flows)])
-    slots = np.fromiter(model.family_agents, dtype=np.int64, count=len(model.family_agents))
-    state["family_agent_slot"] = slots
-    state["family_agent_uid"] = np.array([model.family_agents[s].unique_id for s in slots],
-                                         dtype=np.int64)
+    # In Mesa's order (the order they joined), so a restored model lists them the same way.
+    families = list(model.agents_by_type.get(Family, ()))
+    state["family_agent_slot"] = np.array([a.slot for a in families], dtype=np.int64)
+    state["family_agent_uid"] = np.array([a.unique_id for a in families], dtype=np.int64)
     return state
 
 
@@ -154,8 +155,9 @@ def restore(model: SegregationModel, state: dict[str, np.ndarray]) -> None:
     rec.flows = {k: flows[k] for k in rec.flows}  # the recorder's own order
     slots = state["family_agent_slot"]
     model.add_family_agents(slots)
+    agents = model.family_agents
     for slot, uid in zip(slots.tolist(), state["family_agent_uid"].tolist(), strict=True):
-        model.family_agents[slot].unique_id = uid
+        agents[slot].unique_id = uid
     model.agent_id_counter = int(state["agent_id_counter"])
 
 

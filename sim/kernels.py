@@ -8,6 +8,12 @@ give the same choices from the same draws.
 Inputs are grouped in named tuples (numba compiles them as records), so a call names what it
 passes: the households, the composition counts, the city grid, the catchment schools, the
 preference weights and the random draws. Dwelling slots are encoded as ``cell * 3 + tenure``.
+
+The helpers of the dwelling choice are inlined into the loops that call them once per
+family and candidate (``INLINE``), which spares the reference counting of every array they
+are passed; those loops use numpy's error model (``NO_RAISE``), so a division has no
+zero check: no denominator there can be zero (counts that include the family itself,
+``x0`` validated in [0.01, 0.99]), so results are the same.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import numpy as np
 from numba import njit, prange
 
 NEG_INF = -1e300
+INLINE = {"cache": True, "inline": "always"}  # numba IR inlining into the caller
+NO_RAISE = {"cache": True, "error_model": "numpy"}  # no zero check per division
 
 
 class Households(NamedTuple):
@@ -120,7 +128,7 @@ class Applicants(NamedTuple):
     lang: np.ndarray  # int (n,)
     home_xy: np.ndarray  # float (n, 2)
     local: np.ndarray  # int (n,): guaranteed (catchment) school, global index
-    gumbel: np.ndarray  # float (n, 2 * n_programmes_schools)
+    gumbel: np.ndarray  # float (n, 2 * n_programmes_schools); unread where ``looks`` is False
 
 
 class Programmes(NamedTuple):
@@ -159,6 +167,34 @@ def youngest_age(family: np.ndarray, age: np.ndarray, active: np.ndarray,
 
 
 @njit(cache=True)
+def tally(unit: np.ndarray, family: np.ndarray, ses: np.ndarray, lang: np.ndarray,
+          out: np.ndarray) -> None:
+    """Count people by unit and by their family's status and language (one pass).
+
+    Person ``i`` counts if ``unit[i] >= 0``: one in ``out[unit[i], ses[f]]`` and one in
+    ``out[unit[i], 3 + lang[f]]``, ``f = family[i]``; for families themselves, ``family``
+    is ``arange``. ``out`` (n_units, 5) is added to. Numpy needs a gather and a bincount
+    for each of these.
+    """
+    for i in range(len(unit)):
+        u = unit[i]
+        if u >= 0:
+            f = family[i]
+            out[u, ses[f]] += 1
+            out[u, 3 + lang[f]] += 1
+
+
+@njit(cache=True)
+def add_rows(label: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+    """Add ``rows[i]`` to ``out[label[i]]`` wherever ``label[i] >= 0`` (a grouped row sum)."""
+    for i in range(len(label)):
+        g = label[i]
+        if g >= 0:
+            for j in range(rows.shape[1]):
+                out[g, j] += rows[i, j]
+
+
+@njit(**INLINE)
 def schelling_v(x: float, x0: float, m: float) -> float:
     """Single-peaked satisfaction with own-group share ``x`` (Sage & Flache 2021).
 
@@ -169,7 +205,7 @@ def schelling_v(x: float, x0: float, m: float) -> float:
     return m + (1.0 - x) * (1.0 - m) / (1.0 - x0)
 
 
-@njit(cache=True)
+@njit(**INLINE)
 def own_shares(cell: int, s: int, g: int, add: float, comp: Composition, district: np.ndarray,
                b: float) -> tuple:
     """Own-status and own-language shares around ``cell``: own cell and district, weight ``b``.
@@ -186,7 +222,7 @@ def own_shares(cell: int, s: int, g: int, add: float, comp: Composition, distric
     return x_ses, x_lang
 
 
-@njit(cache=True, parallel=True)
+@njit(**NO_RAISE, parallel=True)
 def dissatisfaction(active: np.ndarray, hh: Households, comp: Composition, grid: Grid,
                     catch: Catchments, prefs: DwellingPrefs, out: np.ndarray) -> None:
     """Dissatisfaction of each housed family with its neighbourhood and catchment school.
@@ -211,7 +247,7 @@ def dissatisfaction(active: np.ndarray, hh: Households, comp: Composition, grid:
                   + school)
 
 
-@njit(cache=True)
+@njit(**INLINE)
 def dwelling_utility(i: int, slot: int, moving_in: bool, home: int, arriving: bool,
                      hh: Households, comp: Composition, grid: Grid, catch: Catchments,
                      prefs: DwellingPrefs) -> float:
@@ -248,7 +284,7 @@ def dwelling_utility(i: int, slot: int, moving_in: bool, home: int, arriving: bo
     return u
 
 
-@njit(cache=True)
+@njit(**INLINE)
 def local_candidate(home: int, height: int, radius: int, u: np.ndarray,
                     vcount: np.ndarray) -> int:
     """A vacant dwelling slot in a random cell of the square window around ``home``, or -1.
@@ -275,7 +311,7 @@ def local_candidate(home: int, height: int, radius: int, u: np.ndarray,
     return 3 * cell + t
 
 
-@njit(cache=True)
+@njit(**NO_RAISE)
 def relocate(order: np.ndarray, arriving: bool, vac: np.ndarray, n_vac: int, hh: Households,
              comp: Composition, grid: Grid, catch: Catchments, prefs: DwellingPrefs,
              draws: Search) -> tuple:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from sim.indices import index_set
+from sim.kernels import add_rows, tally
 from sim.units import DAYCARE, SCHOOL, unit_ids
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ class YearRecorder:
         self.flows["left_city"] = len(slots)
         self.leaver_band = np.bincount(band, minlength=3).astype(float)
         a = ch.active
-        left = a & np.isin(ch.family, slots)
+        left = m.children_of(slots)
         col = {c: i for i, c in enumerate(AGE_COLS)}
         for sel, name in ((a, "children"), (left, "left")):
             mat = counts(ses[ch.family[sel]], ch.age[sel], 3, AGES)
@@ -210,18 +211,19 @@ class YearRecorder:
     def cell_matrix(self) -> np.ndarray:
         """Per-cell statistics, columns ``AREA_COLS``."""
         m = self.m
-        f, ch, n_c = m.families, m.children, m.city.n_cells
-        a = f.active & (f.cell >= 0)
-        blocks = [counts(f.cell[a], f.ses[a], n_c, 3), counts(f.cell[a], f.lang[a], n_c, 2)]
-        fam = ch.family
-        for lo, hi in ((0, 15), (7, 12), (13, 15)):
-            k = ch.active & (ch.age >= lo) & (ch.age <= hi)
-            cell = f.cell[fam[k]]
-            blocks += [counts(cell, f.ses[fam[k]], n_c, 3), counts(cell, f.lang[fam[k]], n_c, 2)]
-        occ = blocks[0].sum(1)
-        vac = m.city.dwellings.sum(1) - occ
-        blocks += [vac[:, None], self.move_in[:, None], self.move_out[:, None]]
-        return np.hstack(blocks).astype(np.int64)
+        f, ch = m.families, m.children
+        out = np.zeros((m.city.n_cells, len(AREA_COLS)), dtype=np.int64)
+        # Each group's five columns: status 0-2, then language 0-1 (the order of tally).
+        tally(np.where(f.active, f.cell, -1), np.arange(f.capacity), f.ses, f.lang, out[:, :5])
+        home = np.where(ch.active, f.cell[ch.family], -1)
+        for k, (lo, hi) in enumerate(((0, 15), (7, 12), (13, 15)), start=1):
+            in_ages = (ch.age >= lo) & (ch.age <= hi)
+            tally(np.where(in_ages, home, -1), ch.family, f.ses, f.lang,
+                  out[:, 5 * k:5 * k + 5])
+        n = 5 * len(GROUPS)
+        out[:, n] = m.city.dwellings.sum(1) - out[:, :3].sum(1)  # vacancies
+        out[:, n + 1], out[:, n + 2] = self.move_in, self.move_out
+        return out
 
     def area_tables(self, cellmat: np.ndarray) -> dict[str, np.ndarray]:
         """Aggregate the cell matrix to districts and catchments (land cells only)."""
@@ -231,12 +233,8 @@ class YearRecorder:
         for kind, lab, n in (("district", c.district, c.n_districts),
                              ("catchment_lower", c.catchment_lower, n_l),
                              ("catchment_upper", c.catchment_upper, n_u)):
-            land = lab >= 0
-            k = cellmat.shape[1]
-            idx = (lab[land][:, None] * k + np.arange(k)).ravel()
-            # Integer sums through float64 weights are exact (counts far below 2**53).
-            agg = np.bincount(idx, weights=cellmat[land].ravel(), minlength=n * k)
-            out[kind] = agg.reshape(n, k).astype(np.int64)
+            out[kind] = np.zeros((n, cellmat.shape[1]), dtype=np.int64)
+            add_rows(lab, cellmat, out[kind])  # sea cells (label -1) belong to no area
         out["cell"] = cellmat
         return out
 
@@ -245,11 +243,10 @@ class YearRecorder:
         m = self.m
         ch, f = m.children, m.families
         res = []
-        for attr, n in (("school", len(m.schools.cell)), ("daycare", len(m.daycares.cell))):
-            unit = getattr(ch, attr)
-            k = unit >= 0
-            res += [counts(unit[k], f.ses[ch.family[k]], n, 3),
-                    counts(unit[k], f.lang[ch.family[k]], n, 2)]
+        for unit, n in ((ch.school, len(m.schools.cell)), (ch.daycare, len(m.daycares.cell))):
+            out = np.zeros((n, 5), dtype=np.int64)
+            tally(unit, ch.family, f.ses, f.lang, out)
+            res += [out[:, :3], out[:, 3:]]
         return res[0], res[1], res[2], res[3]
 
     # -------------------------------------------------------------- collect
@@ -318,37 +315,36 @@ class YearRecorder:
         out["outmigration_rate"] = float(_rate(self.flows["left_city"], n0))
         out["outmigration_preschool_share"] = float(
             _rate(self.leaver_band[0], self.leaver_band.sum()))
-        age = ch.active & (ch.age >= 1) & (ch.age <= 6)
-        inday = age & (ch.daycare >= 0)
-        lang, ses = f.lang[ch.family], f.ses[ch.family]
-        out["daycare_participation"] = float(_rate(inday.sum(), age.sum()))
+        # Children aged 1-6 by age (rows) and by status and language (tally's columns).
+        young = np.where(ch.active & (ch.age >= 1) & (ch.age <= 6), ch.age, -1)
+        kids, inday = np.zeros((7, 5), dtype=np.int64), np.zeros((7, 5), dtype=np.int64)
+        tally(young, ch.family, f.ses, f.lang, kids)
+        tally(np.where(ch.daycare >= 0, young, -1), ch.family, f.ses, f.lang, inday)
+        out["daycare_participation"] = float(_rate(inday[:, :3].sum(), kids[:, :3].sum()))
         for k in range(2):
             out[f"daycare_participation_lang{k}"] = float(
-                _rate((inday & (lang == k)).sum(), (age & (lang == k)).sum()))
+                _rate(inday[:, 3 + k].sum(), kids[:, 3 + k].sum()))
         for k in range(3):
-            out[f"daycare_participation_ses{k}"] = float(
-                _rate((inday & (ses == k)).sum(), (age & (ses == k)).sum()))
+            out[f"daycare_participation_ses{k}"] = float(_rate(inday[:, k].sum(), kids[:, k].sum()))
         for lo, hi in ((1, 2), (3, 6)):
-            a = age & (ch.age >= lo) & (ch.age <= hi)
-            out[f"daycare_participation_age{lo}_{hi}"] = float(_rate((a & inday).sum(), a.sum()))
+            out[f"daycare_participation_age{lo}_{hi}"] = float(
+                _rate(inday[lo:hi + 1, :3].sum(), kids[lo:hi + 1, :3].sum()))
         out.update({k: float(v) for k, v in self.flows.items()})
         out["policy_cost_eur"] = m.ledger.total(m.year)
         return {k: float(v) for k, v in out.items()}
 
     def area_frame(self, areas: dict[str, np.ndarray]) -> pd.DataFrame:
         """Long table of this year's areas."""
-        c = self.m.city
-        frames = []
-        ren_of = {"district": c.renewal}
-        for kind, mat in areas.items():
-            if kind == "cell" and not self.m.cfg.output.cells_in_areas:
-                continue
-            cols = {"year": np.full(len(mat), self.m.year), "kind": kind,
-                    "area_id": np.arange(len(mat)), **dict(zip(AREA_COLS, mat.T, strict=True))}
-            if kind in ren_of:
-                cols["renewal"] = ren_of[kind]
-            frames.append(pd.DataFrame(cols))  # one constructor: inserts copy the frame
-        return pd.concat(frames, ignore_index=True)
+        kinds = [k for k in areas if k != "cell" or self.m.cfg.output.cells_in_areas]
+        sizes = [len(areas[k]) for k in kinds]
+        mat = np.vstack([areas[k] for k in kinds])
+        kind = np.repeat(kinds, sizes)
+        renewal = np.full(len(mat), np.nan, dtype=object)  # a district flag; empty elsewhere
+        renewal[kind == "district"] = self.m.city.renewal
+        return pd.DataFrame({  # one constructor: inserts and concatenations copy the frame
+            "year": np.full(len(mat), self.m.year), "kind": kind,
+            "area_id": np.concatenate([np.arange(n) for n in sizes]),
+            **dict(zip(AREA_COLS, mat.T, strict=True)), "renewal": renewal})
 
     def unit_frame(self, s_ses: np.ndarray, s_lang: np.ndarray, d_ses: np.ndarray,
                    d_lang: np.ndarray) -> pd.DataFrame:

@@ -56,11 +56,17 @@ Phase = Callable[["SegregationModel"], None]
 
 
 @contextmanager
-def _gc_frozen() -> Iterator[None]:
-    """Freeze the existing objects for the cyclic garbage collector while a block runs."""
-    gc.freeze()
+def _gc_frozen() -> Iterator[Callable[[], None]]:
+    """Keep long-lived objects out of the cyclic garbage collector's scans while a block runs.
+
+    Yields ``gc.freeze`` for the yearly loop to call at the start of every year: the objects
+    alive then (the grid's cells, the agents, last year's arrivals) move to the permanent
+    generation, so a collection scans only the objects of the running year. A year leaves
+    no cyclic garbage (agents that leave are freed by reference counting), so nothing is
+    held back; ``gc.unfreeze`` hands everything back to the collector at the end.
+    """
     try:
-        yield
+        yield gc.freeze
     finally:
         gc.unfreeze()
 
@@ -145,7 +151,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         cap = int(cfg.city.n_families * 1.4) + 16
         self.families = new_families(cap)
         self.children = new_children(int(cap * 2.2))
-        self.family_agents: dict[int, Family] = {}
+        self._agent_of_slot = np.full(cap, None, dtype=object)  # Family agent per family slot
         self.recorder = YearRecorder(self)
         self.phases = YEAR
         self.levers: list[Lever] = []
@@ -238,6 +244,13 @@ class SegregationModel(LeverSurface, mesa.Model):
         ch = self.children
         return np.bincount(ch.family[ch.active], minlength=self.families.capacity)
 
+    def children_of(self, fam: np.ndarray) -> np.ndarray:
+        """Mask over child slots: the children of the families at slots ``fam``."""
+        ch = self.children
+        chosen = np.zeros(self.families.capacity, dtype=bool)
+        chosen[fam] = True
+        return ch.active & chosen[ch.family]  # free child slots (family -1) are inactive
+
     def enrolment(self, kind: str = "school") -> np.ndarray:
         """Children enrolled per school (``kind="school"``) or per daycare."""
         unit = self.children.school if kind == "school" else self.children.daycare
@@ -310,8 +323,9 @@ class SegregationModel(LeverSurface, mesa.Model):
         Burn-in years have their own (negative) year numbers, so their random streams are
         not those of years 0 on. Nothing happens with ``start=fresh``.
         """
-        with _gc_frozen():
+        with _gc_frozen() as freeze:
             while self.year < 0:
+                freeze()
                 self._advance(BURN_IN)
 
     def finalize(self) -> None:
@@ -322,24 +336,37 @@ class SegregationModel(LeverSurface, mesa.Model):
     def run(self, years: int | None = None, progress: bool = False) -> None:
         """Run ``years`` steps (default: ``cfg.years``), optionally with a progress bar.
 
-        While it runs, the objects that already exist (the grid's cells, the agents) are
-        frozen for Python's cyclic garbage collector (``gc.freeze``), which would otherwise
-        rescan hundreds of thousands of long-lived objects every few thousand allocations;
-        they are unfrozen when the run ends. Results do not depend on it.
+        While it runs, the objects that exist at the start of each year (the grid's cells,
+        the agents) are frozen for Python's cyclic garbage collector (``gc.freeze``), which
+        would otherwise rescan hundreds of thousands of long-lived objects every few thousand
+        allocations; they are unfrozen when the run ends. Results do not depend on it.
         """
         n = self.cfg.years if years is None else years
-        with _gc_frozen():
+        with _gc_frozen() as freeze:
             for _ in tqdm(range(n), desc="years", unit="yr", disable=not progress):
+                freeze()
                 self.step()
         self.finalize()
 
     # ------------------------------------------------------------------ families
+    @property
+    def family_agents(self) -> dict[int, Family]:
+        """The Mesa agent of each housed family by family slot, in slot order (a new dict)."""
+        return {s: a for s, a in enumerate(self._agent_of_slot.tolist()) if a is not None}
+
     def add_family_agents(self, slots: np.ndarray) -> None:
         """Mesa agents for newly housed families (in slot order)."""
-        self.family_agents.update(zip(slots.tolist(), Family.join(self, slots), strict=True))
+        agents = Family.join(self, slots)
+        grow = self.families.capacity - len(self._agent_of_slot)
+        if grow > 0:  # the family pool has grown
+            self._agent_of_slot = np.concatenate(
+                [self._agent_of_slot, np.full(grow, None, dtype=object)])
+        # An object array from an iterator: a list would be inspected element by element.
+        self._agent_of_slot[slots] = np.fromiter(agents, dtype=object, count=len(agents))
 
     def remove_family_agents(self, slots: np.ndarray) -> None:
         """Remove the Mesa agents of families that leave."""
-        pop = self.family_agents.pop
-        Family.leave(self, [pop(s) for s in slots.tolist()])
+        agents = self._agent_of_slot[slots].tolist()
+        self._agent_of_slot[slots] = None
+        Family.leave(self, agents)
 

@@ -1,4 +1,7 @@
-"""Reference-vs-kernel agreement for the relocation, daycare and school-choice rules."""
+"""Reference-vs-kernel agreement for the relocation, daycare and school-choice rules.
+
+The counting kernels (``youngest_age``, ``tally``, ``add_rows``) are checked against numpy.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +37,25 @@ def test_youngest_age_is_the_grouped_minimum(seed, n, n_f) -> None:
     kernels.youngest_age(fam, age, active, got)
     np.minimum.at(want, fam[active], age[active])
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(0, 300), n_u=st.integers(1, 20),
+       n_f=st.integers(1, 50))
+def test_tally_and_add_rows_are_numpy_group_counts(seed, n, n_u, n_f) -> None:
+    rng = np.random.default_rng(seed)
+    unit, fam = rng.integers(-1, n_u, n), rng.integers(0, n_f, n)
+    ses, lang = rng.integers(0, 3, n_f), rng.integers(0, 2, n_f)
+    got, want = np.zeros((n_u, 5), dtype=np.int64), np.zeros((n_u, 5), dtype=np.int64)
+    kernels.tally(unit, fam, ses, lang, got)
+    k = unit >= 0
+    np.add.at(want, (unit[k], ses[fam[k]]), 1)
+    np.add.at(want, (unit[k], 3 + lang[fam[k]]), 1)
+    np.testing.assert_array_equal(got, want)
+    label = rng.integers(-1, 3, n_u)  # the units grouped into 3 areas (-1: none)
+    areas = np.zeros((3, 5), dtype=np.int64)
+    kernels.add_rows(label, got, areas)
+    np.testing.assert_array_equal(areas, [got[label == g].sum(0) for g in range(3)])
 
 
 @settings(max_examples=20, deadline=None)

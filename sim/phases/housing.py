@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.kernels import Catchments, Composition, DwellingPrefs, Grid, Households, Search
+from sim.kernels import (
+    Catchments,
+    Composition,
+    DwellingPrefs,
+    Grid,
+    Households,
+    Search,
+    tally,
+)
 from sim.rng import counter_uniform
 
 if TYPE_CHECKING:
@@ -29,15 +37,18 @@ def age_band(model: SegregationModel) -> np.ndarray:
 def composition(model: SegregationModel) -> Composition:
     """Housed families by status and language, per cell and per district."""
     f = model.families
-    n_c, n_d = model.city.n_cells, model.city.n_districts
-    a = f.active & (f.cell >= 0)
-    cell, ses, lang = f.cell[a], f.ses[a], f.lang[a]
-    dist = model.city.district[cell]
+    cell = np.where(f.active, f.cell, -1)  # -1: not housed
+    every = np.arange(f.capacity)
+    by_cell = np.zeros((model.city.n_cells, 5), dtype=np.int64)
+    tally(cell, every, f.ses, f.lang, by_cell)
+    by_dist = np.zeros((model.city.n_districts, 5), dtype=np.int64)
+    tally(np.where(cell >= 0, model.city.district[cell], -1), every, f.ses, f.lang, by_dist)
+    # Contiguous copies: the kernels update them in place and are compiled for C arrays.
     return Composition(
-        cell_ses=np.bincount(cell * 3 + ses, minlength=3 * n_c).reshape(n_c, 3),
-        cell_lang=np.bincount(cell * 2 + lang, minlength=2 * n_c).reshape(n_c, 2),
-        dist_ses=np.bincount(dist * 3 + ses, minlength=3 * n_d).reshape(n_d, 3),
-        dist_lang=np.bincount(dist * 2 + lang, minlength=2 * n_d).reshape(n_d, 2),
+        cell_ses=np.ascontiguousarray(by_cell[:, :3]),
+        cell_lang=np.ascontiguousarray(by_cell[:, 3:]),
+        dist_ses=np.ascontiguousarray(by_dist[:, :3]),
+        dist_lang=np.ascontiguousarray(by_dist[:, 3:]),
     )
 
 
@@ -147,7 +158,7 @@ def relocation(model: SegregationModel) -> None:
     order = order[np.argsort(prio[order], kind="stable")]
     old_cell = f.cell[order].copy()
     moved = choose_dwellings(model, order, False, "relocation")
-    kids = np.flatnonzero(ch.active & np.isin(ch.family, order[moved]))
+    kids = np.flatnonzero(model.children_of(order[moved]))
     first = kids[ch.born_here[kids] & ~ch.moved[kids]]  # first moves of children born here
     ch.moved[kids] = True
     model.recorder.book_moves(order[moved], old_cell[moved], band, first)

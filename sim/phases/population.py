@@ -82,9 +82,8 @@ def add_children(model: SegregationModel, fam: np.ndarray, ages: np.ndarray,
 
 def remove_families(model: SegregationModel, slots: np.ndarray) -> None:
     """Remove families (and their children) from the city."""
-    ch = model.children
     model.recorder.book_exit(slots)
-    ch.free(np.flatnonzero(ch.active & np.isin(ch.family, slots)))
+    model.children.free(np.flatnonzero(model.children_of(slots)))
     model.remove_family_agents(slots)
     model.families.free(slots)
 
@@ -99,8 +98,7 @@ def house(model: SegregationModel, slots: np.ndarray, keys: np.ndarray,
     placed = housing.choose_dwellings(model, order, True, stream)
     lost = order[~placed]
     if len(lost):
-        ch = model.children
-        ch.free(np.flatnonzero(ch.active & np.isin(ch.family, lost)))
+        model.children.free(np.flatnonzero(model.children_of(lost)))
         model.families.free(lost)
     ok = np.sort(order[placed])
     model.add_family_agents(ok)

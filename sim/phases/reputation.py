@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.kernels import tally
 from sim.units import LOWER, UPPER
 
 if TYPE_CHECKING:
@@ -23,14 +24,21 @@ def relative(x: np.ndarray, scale: float, used: np.ndarray) -> np.ndarray:
     return np.where(used, (x - x[used].mean()) / scale, 0.0)
 
 
-def composition_index(model: SegregationModel, unit: np.ndarray, n_units: int) -> np.ndarray:
-    """Status minus foreign-language share of the children in each unit (-2..1)."""
-    fam = model.children.family
-    m = unit >= 0
-    ses, lang = model.families.ses[fam[m]], model.families.lang[fam[m]]
-    n = np.maximum(np.bincount(unit[m], minlength=n_units), 1)
-    val = (ses == 2).astype(float) - (ses == 0) - lang
-    return np.bincount(unit[m], weights=val, minlength=n_units) / n
+def composition_index(model: SegregationModel, unit: np.ndarray,
+                      n_units: int) -> tuple[np.ndarray, np.ndarray]:
+    """Status minus foreign-language share of the children in each unit (-2..1).
+
+    Each child scores 1 for high status, -1 for low status and -1 for a foreign language;
+    the scores are integers, so their sums are the same counted as integers.
+
+    Returns:
+        The index and the number of children of each unit.
+    """
+    f = model.families
+    out = np.zeros((n_units, 5), dtype=np.int64)
+    tally(unit, model.children.family, f.ses, f.lang, out)
+    n = out[:, :3].sum(1)
+    return (out[:, 2] - out[:, 0] - out[:, 4]).astype(float) / np.maximum(n, 1), n
 
 
 def reputation(model: SegregationModel) -> None:
@@ -52,9 +60,9 @@ def update(model: SegregationModel, keep: float) -> None:
     """
     r = model.cfg.behaviour.reputation
     sch, dcs, ch = model.schools, model.daycares, model.children
-    comp_s = composition_index(model, ch.school, len(sch.cell))
-    comp_d = composition_index(model, ch.daycare, len(dcs.cell))
-    has_s, has_d = model.enrolment() > 0, model.enrolment("daycare") > 0
+    comp_s, enrolled_s = composition_index(model, ch.school, len(sch.cell))
+    comp_d, enrolled_d = composition_index(model, ch.daycare, len(dcs.cell))
+    has_s, has_d = enrolled_s > 0, enrolled_d > 0
     for lev in (LOWER, UPPER):
         sel = sch.level == lev
         out = relative(sch.mean_outcome[sel], r.outcome_scale, has_s[sel])

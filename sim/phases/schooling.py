@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.kernels import Applicants, Programmes, SchoolPrefs
+from sim.kernels import Applicants, Programmes, SchoolPrefs, tally
 from sim.metrics import counts
 from sim.rng import counter_uniform
 from sim.units import ENTRY_AGE, LEVEL_AGES, UPPER
@@ -69,7 +69,9 @@ def admit(model: SegregationModel, entrants_only: bool) -> None:
         looks = entry & (u_look[app] < p_look) & sc.enabled
         ids = np.flatnonzero((sch.level == lev) & sch.open)
         progs = np.column_stack([2 * ids, 2 * ids + 1]).ravel()
-        gumbel = -np.log(-np.log(counter_uniform(key, app, progs)))
+        # Only the lookers' shocks are read, so only they draw (most applicants do not look).
+        gumbel = np.zeros((len(app), len(progs)))
+        gumbel[looks] = -np.log(-np.log(counter_uniform(key, app[looks], progs)))
         prefs_lists = model.k.rank_programmes(
             Applicants(looks=looks, ses=ses, lang=lang, home_xy=model.city.xy[home],
                        local=local, gumbel=gumbel),
@@ -149,9 +151,8 @@ def programme_seats(model: SegregationModel, lev: int) -> np.ndarray:
 def pupil_lang_share(model: SegregationModel) -> np.ndarray:
     """Share of each language group among each school's pupils, shape (2, n_schools)."""
     ch, f = model.children, model.families
-    n_s = len(model.schools.cell)
-    p = ch.school >= 0
-    cnt = np.bincount(ch.school[p] * 2 + f.lang[ch.family[p]], minlength=2 * n_s)
-    cnt = cnt.reshape(n_s, 2).T.astype(float)
+    out = np.zeros((len(model.schools.cell), 5), dtype=np.int64)
+    tally(ch.school, ch.family, f.ses, f.lang, out)
+    cnt = out[:, 3:].T.astype(float)
     tot = cnt.sum(0)
     return np.where(tot > 0, cnt / np.maximum(tot, 1), 0.5)
