@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from conftest import tiny_config
 from experiments.compare import CompareConfig, check_levers, compare, scenario_config
 from scenarios import build_levers
+from sim.config import CONF_DIR, load_config
 
 VALID = {
     "name": "my_plan",
@@ -174,3 +175,11 @@ def test_build_levers_messages(specs: object, message: str) -> None:
     with pytest.raises(ValueError) as info:
         build_levers(specs, "scenario s")
     assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize("preset", ["small", "helsinki"])
+def test_every_shipped_scenario_is_accepted_on_every_preset(preset: str) -> None:
+    """A preset's school network must let every shipped lever find its targets."""
+    names = sorted(p.stem for p in (CONF_DIR / "scenario").glob("*.yaml"))
+    check_levers({n: load_config([f"city={preset}", f"scenario={n}", "start=fresh"])
+                  for n in names})
