@@ -59,7 +59,7 @@ import pandas as pd  # noqa: E402
 
 from calibration import fit  # noqa: E402
 from calibration.moments import horizon_of, load_targets  # noqa: E402
-from experiments.cli import refuse, split_options  # noqa: E402
+from experiments.cli import key_value_command, split_options  # noqa: E402
 from sim.config import CONF_DIR, Config  # noqa: E402
 from sim.io import atomic_write, replace_marked, write_text  # noqa: E402
 
@@ -332,20 +332,12 @@ def readme_table() -> str:
 def write_readme_table(readme: Path = README) -> None:
     """Replace the README section between the calibration-table markers."""
     replace_marked(readme, TABLE_START, TABLE_END, readme_table())
+    log.info("README calibration table rewritten")
 
 
 def main(argv: list[str]) -> None:
     """Entry point: calibrate, or ``report`` to regenerate the README table."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("MESA").setLevel(logging.WARNING)
-    try:
-        if argv[:1] == ["report"]:
-            write_readme_table()
-            log.info("README calibration table rewritten")
-        else:
-            calibrate(argv)
-    except ValueError as exc:
-        refuse(exc)
+    key_value_command(argv, calibrate, write_readme_table)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ job after the others have run, so one bad job does not end the sweep.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -97,3 +98,21 @@ def split_options(argv: list[str], defaults: dict[str, str]) -> tuple[dict[str, 
         else:
             overrides.append(arg)
     return opts, overrides
+
+
+def key_value_command(argv: list[str], run: Callable[[list[str]], Any],
+                      report: Callable[[], None]) -> None:
+    """Entry of a ``key=value`` command with a ``report`` subcommand (calibrate, levels).
+
+    Logs at INFO (Mesa's per-step lines off), runs ``report()`` for ``argv == ["report"]``
+    and ``run(argv)`` otherwise; a ``ValueError`` ends the command through ``refuse``.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("MESA").setLevel(logging.WARNING)
+    try:
+        if argv[:1] == ["report"]:
+            report()
+        else:
+            run(argv)
+    except ValueError as exc:
+        refuse(exc)

@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from experiments.cli import refuse, split_options  # noqa: E402
+from experiments.cli import key_value_command, split_options  # noqa: E402
 from experiments.tasks import run_scenario_task  # noqa: E402
 from sim.config import CONF_DIR, as_dict, load_config  # noqa: E402
 from sim.evaluation import EvaluationConfig, evaluate  # noqa: E402
@@ -185,18 +185,15 @@ def readme_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def report() -> None:
+    """Rewrite the README's levels table from the shipped files."""
+    replace_marked(README, *MARKERS, readme_table())
+    log.info("README levels table rewritten")
+
+
 def main(argv: list[str]) -> None:
     """Entry point: the study, or ``report`` to regenerate the README table."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("MESA").setLevel(logging.WARNING)
-    try:
-        if argv[:1] == ["report"]:
-            replace_marked(README, *MARKERS, readme_table())
-            log.info("README levels table rewritten")
-        else:
-            levels(argv)
-    except ValueError as exc:
-        refuse(exc)
+    key_value_command(argv, levels, report)
 
 
 if __name__ == "__main__":
