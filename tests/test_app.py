@@ -76,7 +76,7 @@ def test_helsinki_twin_steps_and_draws() -> None:
     twin = TwinModel(city="helsinki", years=1, engagement_coverage=0.79)
     twin.step()
     drawn = city_map(twin.policy)
-    assert drawn.width >= 600 and len(drawn.spots) == 120  # 80 + 40 school units
+    assert drawn.width >= 600 and len(drawn.spots) == 127  # 97 + 30 school units
     assert len(index_charts(twin)["seg_school_ses_H"]["series"][1]["data"]) == 2
 
 

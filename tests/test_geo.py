@@ -39,7 +39,8 @@ def sample_config(folder: Path = SAMPLE, *extra: str):
 
 @pytest.fixture(scope="module")
 def sample_model() -> SegregationModel:
-    return SegregationModel(sample_config(SAMPLE, "years=2"))
+    """The city as generated from the files (no burn-in: the families are the grid's)."""
+    return SegregationModel(sample_config(SAMPLE, "years=2", "start=fresh"))
 
 
 @pytest.fixture
