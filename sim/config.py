@@ -305,8 +305,8 @@ class Config:
     # ("today"); "fresh": year 0 is the generated city (studies of the transient).
     start: str = "settled"
     # Years before year 0. Chosen by the convergence rule in README ("A settled start"):
-    # every key index within 5% of its long-run mean, measured on city=small and helsinki
-    # (the small city's status indices take the longest, about 50 years).
+    # every key index within 5% of its long-run mean: 34 years on city=helsinki, 30-35 for
+    # the small city's status indices (shipped fits); 60 leaves a margin.
     burn_in_years: int = 60
     # Cache of settled states (sim/checkpoint.py), used by the entry points; "" = none.
     # Assumption: a folder beside the outputs, out of git.
