@@ -59,7 +59,7 @@ import pandas as pd  # noqa: E402
 
 from calibration import fit  # noqa: E402
 from calibration.moments import horizon_of, load_targets  # noqa: E402
-from experiments.cli import key_value_command, split_options  # noqa: E402
+from experiments.cli import is_yes, key_value_command, split_options  # noqa: E402
 from sim.config import CONF_DIR, Config  # noqa: E402
 from sim.io import atomic_write, replace_marked, write_text  # noqa: E402
 
@@ -295,7 +295,7 @@ def calibrate(argv: list[str]) -> Path:
     for name, df in (("fit", table), ("profile", prof)):
         atomic_write(out / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False))
     fit_figures(table, prof, out / "figures")
-    if opts["ship"].lower() in ("true", "1", "yes"):
+    if is_yes(opts["ship"]):
         write_text(yaml_text, CONF_DIR / "behaviour" / f"calibrated_{preset}.yaml")
         atomic_write(ROOT / "calibration" / f"fit_{preset}.csv",
                      lambda p: table.to_csv(p, index=False))

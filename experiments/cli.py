@@ -100,6 +100,11 @@ def split_options(argv: list[str], defaults: dict[str, str]) -> tuple[dict[str, 
     return opts, overrides
 
 
+def is_yes(value: str) -> bool:
+    """A ``key=value`` switch: ``true``, ``1`` or ``yes`` (any case) switch it on."""
+    return value.lower() in ("true", "1", "yes")
+
+
 def key_value_command(argv: list[str], run: Callable[[list[str]], Any],
                       report: Callable[[], None]) -> None:
     """Entry of a ``key=value`` command with a ``report`` subcommand (calibrate, levels).

@@ -46,9 +46,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from experiments.cli import key_value_command, split_options  # noqa: E402
+from experiments.cli import is_yes, key_value_command, split_options  # noqa: E402
 from experiments.tasks import run_scenario_task  # noqa: E402
-from sim.config import CONF_DIR, as_dict, load_config  # noqa: E402
+from sim.config import CONF_DIR, Config, as_dict, load_config  # noqa: E402
 from sim.evaluation import EvaluationConfig, evaluate  # noqa: E402
 from sim.evaluation import check as check_evaluation  # noqa: E402
 from sim.io import atomic_write, replace_marked, write_parquet  # noqa: E402
@@ -79,10 +79,8 @@ MEASURES = {
 DIMS = ("ses", "lang")
 
 
-def run_worlds(overrides: list[str], opts: dict[str, str], out: Path) -> pd.DataFrame:
+def run_worlds(cfg: Config, opts: dict[str, str], out: Path) -> pd.DataFrame:
     """Run both worlds on every seed through the evaluation layer; one row per run-year."""
-    cfg = load_config([*overrides, f"years={opts['years']}", "output.progress=false",
-                       "output.figures=false"])
     if cfg.start != "settled":
         raise ValueError(f"start={cfg.start!r}: the levels are of the settled city; "
                          "expected start=settled")
@@ -151,14 +149,16 @@ def figure(table: pd.DataFrame, preset: str, path: Path) -> None:
 def levels(argv: list[str]) -> Path:
     """Run the study, write its outputs; returns the output folder."""
     opts, overrides = split_options(argv, OPTIONS)
-    preset = load_config(overrides).city.preset
+    cfg = load_config([*overrides, f"years={opts['years']}", "output.progress=false",
+                       "output.figures=false"])
+    preset = cfg.city.preset
     out = Path(opts["out"] or f"outputs/levels_{preset}")
-    runs = run_worlds(overrides, opts, out)
+    runs = run_worlds(cfg, opts, out)
     table = summarise(runs)
     write_parquet(runs, out / "runs.parquet")
     atomic_write(out / "levels.csv", lambda p: table.to_csv(p, index=False))
     figure(table, preset, out / "levels.png")
-    if opts["ship"].lower() in ("true", "1", "yes"):
+    if is_yes(opts["ship"]):
         atomic_write(ROOT / "calibration" / f"levels_{preset}.csv",
                      lambda p: table.to_csv(p, index=False))
     for _, r in table.iterrows():
