@@ -92,6 +92,7 @@ def metric_columns() -> frozenset[str]:
     names |= {f"daycare_participation_lang{k}" for k in range(2)}
     names |= {f"daycare_participation_ses{k}" for k in range(3)}
     names |= {"daycare_participation_age1_2", "daycare_participation_age3_6"}
+    names |= {"foreign_share_age1_6", "born_here_share_age0_6"}
     return frozenset(names)
 
 
@@ -228,16 +229,27 @@ def districts_above_mean(out: Outputs, years: tuple[int, int]) -> float:
     return float(above.groupby(d["year"]).mean().mean())
 
 
-@extractor(valid=(0.0, math.inf), presets=("helsinki",))
-def children_count(out: Outputs, years: tuple[int, int], ages: str) -> float:
-    """Children aged ``0_6`` or ``7_15`` living in the city (Helsinki scale only)."""
+def _children_by_age_group(out: Outputs, years: tuple[int, int]) -> pd.DataFrame:
+    """Children aged 0-6 and 7-15 living in the city, per year (columns ``0_6``, ``7_15``)."""
     d = _districts(out, years)
     total = d[[f"children_ses{k}" for k in range(3)]].sum(axis=1)
     school = d[[f"{g}_ses{k}" for g in ("age7_12", "age13_15") for k in range(3)]].sum(axis=1)
+    return pd.DataFrame({"0_6": total - school, "7_15": school}).groupby(d["year"]).sum()
+
+
+@extractor(valid=(0.0, math.inf), presets=("helsinki",))
+def children_count(out: Outputs, years: tuple[int, int], ages: str) -> float:
+    """Children aged ``0_6`` or ``7_15`` living in the city (Helsinki scale only)."""
     if ages not in ("0_6", "7_15"):
         raise TargetsError(f"ages={ages!r}: expected 0_6 or 7_15")
-    n = total - school if ages == "0_6" else school
-    return float(n.groupby(d["year"]).sum().mean())
+    return float(_children_by_age_group(out, years)[ages].mean())
+
+
+@extractor(valid=(0.0, math.inf))
+def young_children_ratio(out: Outputs, years: tuple[int, int]) -> float:
+    """Children aged 0-6 per child aged 7-15 living in the city (the age structure)."""
+    n = _children_by_age_group(out, years)
+    return float((n["0_6"] / n["7_15"].clip(lower=1)).mean())
 
 
 @extractor(valid=(0.0, math.inf), presets=("helsinki",))
@@ -264,11 +276,36 @@ def first_move_share(out: Outputs, years: tuple[int, int], lo: int, hi: int) -> 
 def childhood_leaving(out: Outputs, years: tuple[int, int]) -> float:
     """Probability that a child born in the city leaves it before age 16 (synthetic cohort).
 
-    ``1 - prod_a (1 - q_a)`` over the yearly leaving hazards ``q_a`` of children born here.
+    ``1 - prod_a (1 - q_a)`` over the yearly hazards ``q_a`` of a first leaving: children
+    born here who leave at age ``a`` over those born here, in the city and never gone.
     """
     a = _pooled_ages(out, years)
     q = (a["left_born_here"] / a["born_here"].clip(lower=1)).to_numpy()
     return float(1.0 - np.prod(1.0 - q))
+
+
+@extractor()
+def return_share(out: Outputs, years: tuple[int, int]) -> float:
+    """Share of the children born here who leave the city that come back (stationary).
+
+    Born-here children returning over born-here children leaving for the first time, pooled
+    over the years: in a settled city the yearly flows stand for one cohort's.
+    """
+    a = _pooled_ages(out, years)
+    return float(a["returned_born_here"].sum() / max(a["left_born_here"].sum(), 1))
+
+
+@extractor(valid=(0.0, math.inf))
+def return_age_ratio(out: Outputs, years: tuple[int, int], lo: int, hi: int) -> float:
+    """Returns of born-here children per year of age at ``lo``-``hi`` over those at 1-15.
+
+    Above 1 when returns come "typically" at those ages: the mean per age inside the band
+    over the mean per age at the other ages 1-15 (a child cannot return at 0).
+    """
+    r = _pooled_ages(out, years)["returned_born_here"].loc[1:15]
+    inside = r.loc[lo:hi]
+    rest = r.drop(inside.index)
+    return float(inside.mean() / rest.mean()) if rest.sum() > 0 else math.nan
 
 
 @extractor()

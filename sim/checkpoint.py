@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT = "kaikkien-koulu-settled-v1"
+FORMAT = "kaikkien-koulu-settled-v2"
 SHAPING_KEYS = ("seed", "start", "burn_in_years", "city", "behaviour")
 POOLS = ("families", "children")
 UNITS = ("schools", "daycares")
@@ -106,6 +106,7 @@ def capture(model: SegregationModel) -> dict[str, np.ndarray]:
     for name in POOLS:
         pool = getattr(model, name)
         state[f"{name}.active"] = pool.active
+        state[f"{name}.away"] = pool.away
         for field in pool._fields:
             state[f"{name}.{field}"] = getattr(pool, field)
     for name in (*UNITS, "city"):
@@ -121,7 +122,6 @@ def capture(model: SegregationModel) -> dict[str, np.ndarray]:
     # In Mesa's order (the order they joined), so a restored model lists them the same way.
     families = list(model.agents_by_type.get(Family, ()))
     state["family_agent_slot"] = np.array([a.slot for a in families], dtype=np.int64)
-    state["family_agent_uid"] = np.array([a.unique_id for a in families], dtype=np.int64)
     return state
 
 
@@ -135,6 +135,7 @@ def restore(model: SegregationModel, state: dict[str, np.ndarray]) -> None:
     for name in POOLS:
         pool = getattr(model, name)
         pool.active = state[f"{name}.active"].copy()
+        pool.away = state[f"{name}.away"].copy()
         for field in pool._fields:
             setattr(pool, field, state[f"{name}.{field}"].copy())
     for name in UNITS:
@@ -154,10 +155,7 @@ def restore(model: SegregationModel, state: dict[str, np.ndarray]) -> None:
     flows = dict(zip(sorted(rec.flows), state["recorder.flows"].tolist(), strict=True))
     rec.flows = {k: flows[k] for k in rec.flows}  # the recorder's own order
     slots = state["family_agent_slot"]
-    model.add_family_agents(slots)
-    agents = model.family_agents
-    for slot, uid in zip(slots.tolist(), state["family_agent_uid"].tolist(), strict=True):
-        agents[slot].unique_id = uid
+    model.add_family_agents(slots, model.families.uid[slots])  # agents keep their ids
     model.agent_id_counter = int(state["agent_id_counter"])
 
 

@@ -119,8 +119,25 @@ class DemographyConfig:
     sibling_gap_max: int = 4
     parent_age_min: int = 25
     parent_age_max: int = 35
-    arrival_ratio: float = 1.0  # arrivals per exit; 1 keeps the population stable; assumption
+    # Families entering per exit (first births, returners and arrivals together; arrivals
+    # fill what the other two leave); 1 keeps the population stable; assumption.
+    arrival_ratio: float = 1.0
     arrival_foreign_share: float = 0.25  # in-movers' foreign share; assumption (above stock 0.2)
+    # Families formed in the city by a first birth, per family with children and year; the
+    # level sets births per child (children_age_0_6 / 7 per child 0-15, targets.csv) with
+    # birth_prob; calibrated (calibration/parameters.yaml); default an assumption.
+    first_birth_rate: float = 0.045
+    # Foreign-language share of those new families: the younger cohorts are more often
+    # foreign-language (foreign_language_share_age_1_6 = 0.21 against 0.19 of pupils,
+    # targets.csv); calibrated; default an assumption. Their status mix is the city's by
+    # language (city.ses_shares_*) and they choose dwellings as arrivals do: assumptions,
+    # since no source gives the mix of Helsinki's first-time parents.
+    first_birth_foreign_share: float = 0.25
+    # Leavers who come back (sim/phases/returns.py): yearly return logit, raised while a
+    # child is 5-6 (leavers_returning_share: about 1 in 6 return, typically at 5-6,
+    # targets.csv); calibrated; defaults assumptions.
+    return_logit: float = -3.8
+    return_school_start: float = 1.0
     foreign_renewal_taste: float = 1.0  # co-ethnic network pull of renewal areas; assumption
     # Yearly logit of leaving the city, by youngest-child age band (0-6, 7-12, 13-15) x ses.
     # Calibrated so about a third of children leave during childhood, mostly before school age,
@@ -175,6 +192,10 @@ class MobilityConfig:
     # within_city_moves_income in targets.csv: low-income and renters move most), sizes are
     # assumptions. By youngest child's age band (0-6, 7-12, 13-15), tenure, status:
     age_band: list[float] = field(default_factory=lambda: [0.6, -0.5, -0.9])
+    # Extra logit while the youngest child is 1, the year after a birth: the need for space
+    # (leaving_reasons, targets.csv); over a quarter of first moves come at age 1
+    # (first_moves_at_age_1_share); calibrated; default an assumption.
+    youngest_age1: float = 0.5
     tenure: list[float] = field(default_factory=lambda: [0.0, 0.4, -0.9])
     ses: list[float] = field(default_factory=lambda: [0.4, 0.0, -0.1])
     dissatisfaction: float = 1.2  # assumption
@@ -797,6 +818,10 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     c.signed(f"{dem}.outmig_dissatisfaction", LOGIT)
     c.signed(f"{dem}.outmig_foreign", LOGIT)
     c.signed(f"{dem}.foreign_renewal_taste", LOGIT)
+    c.real(f"{dem}.first_birth_rate", 0.0, 0.5)  # 0.5: a new family per two a year
+    c.share(f"{dem}.first_birth_foreign_share")
+    c.signed(f"{dem}.return_logit", LOGIT)
+    c.signed(f"{dem}.return_school_start", LOGIT)
 
     p = f"{b}.preferences"
     c.positive_int(f"{p}.n_candidates", 256)
@@ -824,7 +849,8 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
     for key, n in (("age_band", 3), ("tenure", N_TENURE), ("ses", N_SES), ("space", N_TENURE)):
         c.length(f"{m}.{key}", n)
     c.real(f"{m}.space", 0.1, 10.0)  # children / space: 0.1 keeps crowding finite
-    for key in ("base_logit", "age_band", "tenure", "ses", "dissatisfaction", "crowding"):
+    for key in ("base_logit", "age_band", "youngest_age1", "tenure", "ses", "dissatisfaction",
+                "crowding"):
         c.signed(f"{m}.{key}", LOGIT)
 
     d = f"{b}.daycare"

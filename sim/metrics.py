@@ -57,6 +57,8 @@ MAY_BE_EMPTY: dict[str, str] = {
     "outmigration_rate": "year 0",
     "outmigration_preschool_share": "year 0, or no family left the city that year",
     "daycare_participation*": "no child aged 1-6 of that group",
+    "foreign_share_age1_6": "no child aged 1-6",
+    "born_here_share_age0_6": "no child aged 0-6",
 }
 
 
@@ -67,9 +69,9 @@ def may_be_empty(column: str) -> bool:
 
 AGES = 16  # children aged 0-15
 AGE_COLS = ([f"children_ses{k}" for k in range(3)] + [f"left_ses{k}" for k in range(3)]
-            + ["born_here", "left_born_here", "first_moves"])
-FLOW_KEYS = ("aged_out", "left_city", "arrivals", "births", "moves", "capacity_added",
-             "daycare_waitlist")
+            + ["born_here", "left_born_here", "returned_born_here", "first_moves"])
+FLOW_KEYS = ("aged_out", "left_city", "returns", "arrivals", "births", "first_births",
+             "moves", "capacity_added", "daycare_waitlist")
 
 
 def counts(unit: np.ndarray, group: np.ndarray, n_units: int, n_groups: int) -> np.ndarray:
@@ -153,7 +155,8 @@ class YearRecorder:
         """Families leaving the city, by youngest child's age band; children by age.
 
         The children at risk (every child in the city at the out-migration step), the
-        children leaving, each by age and status, and those born in the city: the
+        children leaving, each by age and status, and, of the children born in the city
+        who have never left it, those at risk and those leaving (a first leaving): the
         synthetic-cohort accounts of ``ages_frame``.
         """
         m = self.m
@@ -166,14 +169,23 @@ class YearRecorder:
         for sel, name in ((a, "children"), (left, "left")):
             mat = counts(ses[ch.family[sel]], ch.age[sel], 3, AGES)
             self.ages[col[f"{name}_ses0"]:col[f"{name}_ses0"] + 3] = mat
-        for sel, name in ((a & ch.born_here, "born_here"),
-                          (left & ch.born_here, "left_born_here")):
+        first = ch.born_here & ~ch.left
+        for sel, name in ((a & first, "born_here"), (left & first, "left_born_here")):
             self.ages[col[name]] = np.bincount(ch.age[sel], minlength=AGES)
 
-    def book_arrivals(self, slots: np.ndarray) -> None:
-        """Families that arrived and found a dwelling."""
-        self.flows["arrivals"] = len(slots)
-        self.move_in += np.bincount(self.m.families.cell[slots], minlength=len(self.move_in))
+    def book_entries(self, flow: str, slots: np.ndarray) -> None:
+        """Book families that entered the city and found a dwelling.
+
+        ``flow`` is ``arrivals``, ``first_births`` (families formed here) or ``returns``
+        (leavers coming back, whose born-here children are also counted by age).
+        """
+        m = self.m
+        self.flows[flow] = len(slots)
+        self.move_in += np.bincount(m.families.cell[slots], minlength=len(self.move_in))
+        if flow == "returns":
+            kids = m.children_of(slots) & m.children.born_here
+            self.ages[AGE_COLS.index("returned_born_here")] = np.bincount(
+                m.children.age[kids], minlength=AGES)
 
     def book_moves(self, slots: np.ndarray, old_cells: np.ndarray, band: np.ndarray,
                    first: np.ndarray) -> None:
@@ -321,6 +333,10 @@ class YearRecorder:
         tally(young, ch.family, f.ses, f.lang, kids)
         tally(np.where(ch.daycare >= 0, young, -1), ch.family, f.ses, f.lang, inday)
         out["daycare_participation"] = float(_rate(inday[:, :3].sum(), kids[:, :3].sum()))
+        out["foreign_share_age1_6"] = float(_rate(kids[:, 4].sum(), kids[:, 3:].sum()))
+        under7 = ch.active & (ch.age <= 6)
+        out["born_here_share_age0_6"] = float(
+            _rate((under7 & ch.born_here).sum(), under7.sum()))
         for k in range(2):
             out[f"daycare_participation_lang{k}"] = float(
                 _rate(inday[:, 3 + k].sum(), kids[:, 3 + k].sum()))

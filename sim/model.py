@@ -244,12 +244,17 @@ class SegregationModel(LeverSurface, mesa.Model):
         ch = self.children
         return np.bincount(ch.family[ch.active], minlength=self.families.capacity)
 
-    def children_of(self, fam: np.ndarray) -> np.ndarray:
-        """Mask over child slots: the children of the families at slots ``fam``."""
+    def children_of(self, fam: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+        """Mask over child slots: the children of the families at slots ``fam``.
+
+        ``among`` (default: the children in the city) is the mask of child slots to look in;
+        ``children.away`` finds the children of families away.
+        """
         ch = self.children
         chosen = np.zeros(self.families.capacity, dtype=bool)
         chosen[fam] = True
-        return ch.active & chosen[ch.family]  # free child slots (family -1) are inactive
+        # Free child slots (family -1) are in neither mask.
+        return (ch.active if among is None else among) & chosen[ch.family]
 
     def enrolment(self, kind: str = "school") -> np.ndarray:
         """Children enrolled per school (``kind="school"``) or per daycare."""
@@ -354,9 +359,18 @@ class SegregationModel(LeverSurface, mesa.Model):
         """The Mesa agent of each housed family by family slot, in slot order (a new dict)."""
         return {s: a for s, a in enumerate(self._agent_of_slot.tolist()) if a is not None}
 
-    def add_family_agents(self, slots: np.ndarray) -> None:
-        """Mesa agents for newly housed families (in slot order)."""
+    def add_family_agents(self, slots: np.ndarray, uids: np.ndarray | None = None) -> None:
+        """Mesa agents for newly housed families (in slot order).
+
+        ``uids``: the agents' ids where the families had agents before (families coming
+        back to the city keep their id); new families' ids are stored in ``families.uid``.
+        """
         agents = Family.join(self, slots)
+        if uids is None:
+            self.families.uid[slots] = [a.unique_id for a in agents]
+        else:
+            for agent, uid in zip(agents, uids.tolist(), strict=True):
+                agent.unique_id = uid
         grow = self.families.capacity - len(self._agent_of_slot)
         if grow > 0:  # the family pool has grown
             self._agent_of_slot = np.concatenate(

@@ -21,6 +21,11 @@ KINDS = (SCHOOL, DAYCARE)
 PREFIX = {SCHOOL: "S", DAYCARE: "D"}
 LOWER, UPPER = 0, 1  # school levels: grades 1-6 and 7-9
 LEVEL_NAMES = ("lower", "upper")
+# The age convention, the one for every age in the model, its tables and its moments: a
+# child's age is the calendar year minus its birth year ("age at the end of the year", as
+# Helsinki's population statistics count it). A child is 0 in the year it is born (births
+# come first in the year, so age 0 covers its first year of life), 1 the next year, and
+# starts grade 1 at 7, as Finnish children start school in the year they turn seven.
 LEVEL_AGES = ((7, 12), (13, 15))  # pupil ages of each level
 ENTRY_AGE = (7, 13)  # grade 1 and grade 7
 

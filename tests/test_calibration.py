@@ -13,10 +13,12 @@ from conftest import TINY
 from sim.config import as_dict
 
 OVERRIDES = [o for o in TINY if not o.startswith("years")] + ["city.n_families=600"]
-TRUE = {"behaviour.demography.arrival_foreign_share": 0.14,
-        "behaviour.school.local_bonus": 1.0}
-PARAMS = [fit.Parameter("behaviour.demography.arrival_foreign_share", 0.05, 0.35),
-          fit.Parameter("behaviour.school.local_bonus", 0.0, 2.0)]
+# Two parameters with a moment each that they move strongly and apart: the first-time
+# parents' foreign share sets the young children's, the moving logit the move rate.
+TRUE = {"behaviour.demography.first_birth_foreign_share": 0.3,
+        "behaviour.mobility.base_logit": -2.4}
+PARAMS = [fit.Parameter("behaviour.demography.first_birth_foreign_share", 0.05, 0.6),
+          fit.Parameter("behaviour.mobility.base_logit", -3.5, -1.5)]
 SEEDS = [1, 2]
 
 
@@ -24,6 +26,13 @@ def moments_like(names: dict[str, float], years: tuple[int, int] = (1, 6)) -> li
     shipped = {m.name: m for m in load_targets(preset="small")}
     return [Moment(**{**shipped[n].__dict__, "years": years, "sd": sd}) for n, sd in
             names.items()]
+
+
+def move_rate(years: tuple[int, int] = (1, 6)) -> Moment:
+    """A point moment on the yearly move rate (a metric the shipped targets do not fit)."""
+    return Moment(name="move_rate", kind="point", observed=0.1, sd=0.005, rationale="test",
+                  source="test", statistic="metric_mean", args={"metric": "move_rate"},
+                  years=years, presets=("small",))
 
 
 def observed_at(moments: list[Moment], theta: dict[str, float],
@@ -34,8 +43,7 @@ def observed_at(moments: list[Moment], theta: dict[str, float],
 
 
 def test_parameter_recovery_on_a_tiny_city(tmp_path) -> None:
-    moments = observed_at(moments_like({"pupil_foreign_share": 0.01, "local_share_g1": 0.02,
-                                        "foreign_share_trend": 0.02}), TRUE)
+    moments = observed_at(moments_like({"foreign_share_age1_6": 0.004}) + [move_rate()], TRUE)
     problem = fit.Problem("small", PARAMS, moments, [m.name for m in moments], SEEDS,
                           OVERRIDES)
     start = {p.key: p.low + 0.8 * (p.high - p.low) for p in PARAMS}  # far from the truth

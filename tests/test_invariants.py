@@ -129,10 +129,27 @@ def check_invariants(model: SegregationModel, prev_n: int | None = None,
     assert cur["year"] == model.year, f"{yr}: metrics are of year {cur['year']}"
     assert cur["n_families"] == f.n_active, f"{yr}: metrics n_families != active families"
     if prev_n is not None:
-        expect = prev_n - int(cur["aged_out"]) - int(cur["left_city"]) + int(cur["arrivals"])
+        expect = (prev_n - int(cur["aged_out"]) - int(cur["left_city"]) + int(cur["returns"])
+                  + int(cur["first_births"]) + int(cur["arrivals"]))
         assert f.n_active == expect, (
             f"{yr}: {f.n_active} families, expected {prev_n} - {cur['aged_out']} aged out - "
-            f"{cur['left_city']} left + {cur['arrivals']} arrivals = {expect}")
+            f"{cur['left_city']} left + {cur['returns']} returns + {cur['first_births']} "
+            f"first births + {cur['arrivals']} arrivals = {expect}")
+        assert cur["births"] >= cur["first_births"], f"{yr}: fewer births than first births"
+
+    # Families away (leavers who will come back) hold their slots, outside the city.
+    assert not (f.active & f.away).any(), f"{yr}: a family slot both in the city and away"
+    assert not (ch.active & ch.away).any(), f"{yr}: a child slot both in the city and away"
+    kid_fam = ch.family[ch.away]
+    assert f.away[kid_fam].all(), f"{yr}: a child away whose family is not"
+    assert np.isin(np.flatnonzero(f.away), kid_fam).all(), f"{yr}: a family away, no child"
+    assert (f.return_year[f.away] > model.year).all(), f"{yr}: a family away past its return"
+    assert (f.cell[f.away] == -1).all(), f"{yr}: a family away still holds a home"
+    assert (ch.school[ch.away] == -1).all() and (ch.daycare[ch.away] == -1).all(), (
+        f"{yr}: a child away holds a seat")
+    assert (ch.age[ch.away] <= 15).all(), f"{yr}: a child away aged 16 or more"
+    assert (f.return_year[~f.away] == -1).all(), f"{yr}: a return year outside the away set"
+    assert len(np.unique(f.uid[fa | f.away])) == (fa | f.away).sum(), f"{yr}: a shared uid"
 
     # Mesa Family agents mirror the active slots.
     agents = list(model.agents_by_type.get(Family, []))
@@ -141,6 +158,7 @@ def check_invariants(model: SegregationModel, prev_n: int | None = None,
     assert fa[agent_slots].all(), f"{yr}: Family agent on an inactive slot"
     assert len(np.unique(agent_slots)) == len(agent_slots), f"{yr}: two agents share a slot"
     assert sorted(model.family_agents) == slots.tolist(), f"{yr}: family_agents keys != slots"
+    assert all(a.unique_id == f.uid[a.slot] for a in agents), f"{yr}: uid not in the pool"
 
     # Headline indices are finite.
     for key in finite:
@@ -179,12 +197,15 @@ def test_no_school_choice_means_everyone_local() -> None:
 
 
 def test_no_arrivals_population_only_shrinks() -> None:
-    cfg = tiny_config("behaviour.demography.arrival_ratio=0", "seed=11", "years=5")
+    cfg = tiny_config("behaviour.demography.arrival_ratio=0", "seed=11", "years=5",
+                      "behaviour.demography.first_birth_rate=0",
+                      "behaviour.demography.return_logit=-20")
     model = SegregationModel(cfg)
     n = [model.families.n_active]
     for _ in range(cfg.years):
         model.step()
-        assert model.recorder.current["arrivals"] == 0
+        cur = model.recorder.current
+        assert cur["arrivals"] == cur["first_births"] == cur["returns"] == 0
         n.append(model.families.n_active)
     assert all(b <= a for a, b in zip(n, n[1:], strict=False)), n
     assert n[-1] < n[0], n

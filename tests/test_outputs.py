@@ -246,14 +246,17 @@ def test_population_flows_reconcile(tables):
     metrics, areas, _ = tables
     m = metrics.set_index("year")
     for t in range(1, YEARS + 1):
+        entries = m.at[t, "arrivals"] + m.at[t, "first_births"] + m.at[t, "returns"]
         expect = (m.at[t - 1, "n_families"] - m.at[t, "aged_out"] - m.at[t, "left_city"]
-                  + m.at[t, "arrivals"])
+                  + entries)
         assert m.at[t, "n_families"] == expect, t
     assert (m.loc[1:, "aged_out"] + m.loc[1:, "left_city"]).sum() > 0
     assert m.loc[1:, "moves"].sum() > 0 and m.loc[1:, "arrivals"].sum() > 0
+    assert m.loc[1:, "first_births"].sum() > 0
     cells = areas[areas["kind"] == "cell"].groupby("year")[["move_ins", "move_outs"]].sum()
     for t in range(YEARS + 1):
-        assert cells.at[t, "move_ins"] == m.at[t, "moves"] + m.at[t, "arrivals"], t
+        assert cells.at[t, "move_ins"] == (m.at[t, "moves"] + m.at[t, "arrivals"]
+                                           + m.at[t, "first_births"] + m.at[t, "returns"]), t
         assert cells.at[t, "move_outs"] == (m.at[t, "moves"] + m.at[t, "aged_out"]
                                             + m.at[t, "left_city"]), t
     assert cells.at[0, "move_ins"] == cells.at[0, "move_outs"] == 0

@@ -135,22 +135,25 @@ def choose_dwellings(model: SegregationModel, order: np.ndarray, arriving: bool,
 def relocation(model: SegregationModel) -> None:
     """Phase: who considers moving, then the dwelling choice of those who do.
 
-    The moving logit adds the youngest child's age band, tenure, status, dissatisfaction
-    and crowding (children's space need above the tenure's typical space) to a base rate;
-    this year's arrivals do not move again. Movers decide in a random priority order.
+    The moving logit adds the youngest child's age band (and a shift in the year after a
+    birth, youngest aged 1), tenure, status, dissatisfaction and crowding (children's space
+    need above the tenure's typical space) to a base rate; this year's arrivals and
+    returners do not move again. Movers decide in a random priority order.
     """
     cfg, f, ch = model.cfg, model.families, model.children
     mob = cfg.behaviour.mobility
     rng = model.streams.get("move_decision", model.year)
     u = rng.random(f.capacity)
     prio = rng.random(f.capacity)
-    band = age_band(model)
+    youngest = model.youngest()
+    band = AGE_BANDS[np.minimum(youngest, 15)]
     a = ch.active
     need = np.bincount(ch.family[a], weights=0.5 + 0.5 * ch.age[a] / 15.0,
                        minlength=f.capacity)
     ten = np.maximum(f.tenure, 0)
     crowd = np.maximum(0.0, need - np.asarray(mob.space)[ten])
-    logit = (mob.base_logit + np.asarray(mob.age_band)[band] + np.asarray(mob.tenure)[ten]
+    logit = (mob.base_logit + np.asarray(mob.age_band)[band] + mob.youngest_age1 * (youngest == 1)
+             + np.asarray(mob.tenure)[ten]
              + np.asarray(mob.ses)[np.maximum(f.ses, 0)]
              + mob.dissatisfaction * dissatisfaction(model) + mob.crowding * crowd)
     consider = f.active & (f.arrived < model.year) & (u < sigmoid(logit))

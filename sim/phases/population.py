@@ -17,14 +17,15 @@ NEW_FAMILY_DRAWS = 14  # uniforms per new family (see ``new_families``)
 
 
 def new_families(model: SegregationModel, n: int, stream: str, foreign_share: float,
-                 year: int, youngest_decay: float, ses_lang: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 year: int, youngest_decay: float, ses_lang: np.ndarray | None = None,
+                 first_birth: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Create ``n`` unhoused families with children.
 
     Every family's attributes come from its own row of a fixed-width block of uniforms,
     so the k-th new family is the same whatever the number of new families (common
     random numbers across scenarios). ``ses_lang`` (n, 2) gives status and language where
-    they are known (families counted in a real city's grid).
+    they are known (families counted in a real city's grid). With ``first_birth`` each
+    family is formed by the birth of its first child: one child, aged 0, born here.
 
     Returns:
         The new family slots and a random key per family (their order of house-hunting).
@@ -49,17 +50,20 @@ def new_families(model: SegregationModel, n: int, stream: str, foreign_share: fl
     p_unemp = np.asarray(d.unemployed_by_ses)[ses] + d.unemployed_foreign_extra * lang
     f.unemployed[slots] = u[:, 4] < p_unemp
     n_kids = 1 + (u[:, 5, None] >= np.cumsum(dem.children_probs)[:2]).sum(1)
-    n_kids = np.minimum(n_kids, dem.max_children)
+    n_kids = np.minimum(n_kids, 1 if first_birth else dem.max_children)
     q = 1.0 - youngest_decay  # geometric age of the youngest, truncated at 15
     with np.errstate(divide="ignore"):  # decay 1: log q = -inf, and every youngest is 0
         youngest = np.floor(np.log1p(-u[:, 6] * (1 - q**16)) / np.log(q)).astype(np.int64)
+    if first_birth:
+        youngest[:] = 0
     gaps = (1 + np.floor(u[:, 7:9] * dem.sibling_gap_max)).astype(np.int64).cumsum(1)
     ages = np.column_stack([youngest, youngest + gaps[:, 0], youngest + gaps[:, 1]])
     keep = (np.arange(3)[None, :] < n_kids[:, None]) & (ages <= 15)
     span = dem.parent_age_max - dem.parent_age_min + 1
     f.parent_age[slots] = (np.where(keep, ages, 0).max(1) + dem.parent_age_min
                            + np.floor(u[:, 9] * span).astype(np.int64))
-    add_children(model, np.repeat(slots, keep.sum(1)), ages[keep], u[:, 10:13][keep])
+    kids = add_children(model, np.repeat(slots, keep.sum(1)), ages[keep], u[:, 10:13][keep])
+    model.children.born_here[kids] = first_birth
     return slots, u[:, 13]
 
 
@@ -89,10 +93,11 @@ def remove_families(model: SegregationModel, slots: np.ndarray) -> None:
 
 
 def house(model: SegregationModel, slots: np.ndarray, keys: np.ndarray,
-          stream: str) -> np.ndarray:
+          stream: str, uids: np.ndarray | None = None) -> np.ndarray:
     """Place new families in vacancies in the order of ``keys``.
 
-    Families that find no dwelling are dropped. Returns the placed slots.
+    Families that find no dwelling are dropped. ``uids``: the Mesa ids of families that
+    had agents before (in the order of ``slots``). Returns the placed slots.
     """
     order = slots[np.argsort(keys, kind="stable")]
     placed = housing.choose_dwellings(model, order, True, stream)
@@ -101,7 +106,11 @@ def house(model: SegregationModel, slots: np.ndarray, keys: np.ndarray,
         model.children.free(np.flatnonzero(model.children_of(lost)))
         model.families.free(lost)
     ok = np.sort(order[placed])
-    model.add_family_agents(ok)
+    if uids is not None:
+        uid_of = np.full(model.families.capacity, -1, dtype=np.int64)
+        uid_of[slots] = uids
+        uids = uid_of[ok]
+    model.add_family_agents(ok, uids)
     return ok
 
 
