@@ -154,8 +154,7 @@ def restore(model: SegregationModel, state: dict[str, np.ndarray]) -> None:
         setattr(rec, name, value.copy() if value.ndim else value.item())
     flows = dict(zip(sorted(rec.flows), state["recorder.flows"].tolist(), strict=True))
     rec.flows = {k: flows[k] for k in rec.flows}  # the recorder's own order
-    slots = state["family_agent_slot"]
-    model.add_family_agents(slots, model.families.uid[slots])  # agents keep their ids
+    model.add_family_agents(state["family_agent_slot"])  # with their ids, families.uid
     model.agent_id_counter = int(state["agent_id_counter"])
 
 

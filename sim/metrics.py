@@ -183,7 +183,8 @@ class YearRecorder:
         self.flows[flow] = len(slots)
         self.move_in += np.bincount(m.families.cell[slots], minlength=len(self.move_in))
         if flow == "returns":
-            kids = m.children_of(slots) & m.children.born_here
+            # Children who left (a baby born on the way back has not) and were born here.
+            kids = m.children_of(slots) & m.children.born_here & m.children.left
             self.ages[AGE_COLS.index("returned_born_here")] = np.bincount(
                 m.children.age[kids], minlength=AGES)
 

@@ -359,18 +359,20 @@ class SegregationModel(LeverSurface, mesa.Model):
         """The Mesa agent of each housed family by family slot, in slot order (a new dict)."""
         return {s: a for s, a in enumerate(self._agent_of_slot.tolist()) if a is not None}
 
-    def add_family_agents(self, slots: np.ndarray, uids: np.ndarray | None = None) -> None:
+    def add_family_agents(self, slots: np.ndarray) -> None:
         """Mesa agents for newly housed families (in slot order).
 
-        ``uids``: the agents' ids where the families had agents before (families coming
-        back to the city keep their id); new families' ids are stored in ``families.uid``.
+        A family that had an agent before (one coming back to the city, or restored from a
+        checkpoint) gets its old ``unique_id`` from ``families.uid``; a new family's id is
+        stored there.
         """
         agents = Family.join(self, slots)
-        if uids is None:
-            self.families.uid[slots] = [a.unique_id for a in agents]
-        else:
-            for agent, uid in zip(agents, uids.tolist(), strict=True):
-                agent.unique_id = uid
+        f = self.families
+        known = f.uid[slots] >= 0
+        ids = np.fromiter((a.unique_id for a in agents), dtype=np.int64, count=len(agents))
+        f.uid[slots[~known]] = ids[~known]
+        for k in np.flatnonzero(known).tolist():
+            agents[k].unique_id = int(f.uid[slots[k]])
         grow = self.families.capacity - len(self._agent_of_slot)
         if grow > 0:  # the family pool has grown
             self._agent_of_slot = np.concatenate(

@@ -22,13 +22,14 @@ def demography(model: SegregationModel) -> None:
     2. Out-migration to the suburbs by the youngest child's age band and status, raised by
        dissatisfaction and for foreign-language families (``left_city``); some of the
        leavers will come back (``phases.returns``).
-    3. Returns: the families whose return year this is choose a dwelling (``returns``).
+    3. Returns: the families whose return year this is come back (``returns``).
     4. Births to families with room for another child and a parent young enough.
     5. New families: couples in the city whose first child is born, ``first_birth_rate``
-       per family of the year's start, housed by the dwelling choice (``first_births``;
-       their babies count in ``births``).
+       per family of the year's start (``first_births``; their babies count in ``births``).
     6. Arrivals from outside fill the rest of ``arrival_ratio`` times the year's exits
-       (``arrivals``): exits are replaced by new families, returners and arrivals together.
+       (``arrivals``): exits are replaced by returners, new families and arrivals together.
+    7. Housing: every entrant of the year chooses a dwelling in one run of the dwelling
+       choice, returners first, then new families, then arrivals; who finds none is lost.
     """
     cfg, f, ch, rec = model.cfg, model.families, model.children, model.recorder
     dem = cfg.behaviour.demography
@@ -55,7 +56,7 @@ def demography(model: SegregationModel) -> None:
     leave = np.flatnonzero(f.active & (u_out < housing.sigmoid(logit)))
     rec.book_leavers(leave, band[leave])
     returns.leave_city(model, leave)
-    n_back = len(returns.come_back(model))
+    back = returns.come_back(model)
 
     n_kids = model.child_counts()
     born = f.active & (f.parent_age < dem.birth_max_parent_age)
@@ -65,21 +66,19 @@ def demography(model: SegregationModel) -> None:
                                      u_apt[fam_born])
     ch.born_here[babies] = True
 
-    slots, keys = population.new_families(model, stochastic_round(
-        dem.first_birth_rate * rec.n_start, u_form), "first_births",
+    formed = population.new_families(
+        model, stochastic_round(dem.first_birth_rate * rec.n_start, u_form), "first_births",
         dem.first_birth_foreign_share, model.year, 1.0, first_birth=True)
-    formed = population.house(model, slots, keys, "first_birth_housing")
-    rec.book_entries("first_births", formed)
-    rec.flows["births"] = len(fam_born) + len(formed)
-
     n_exit = rec.flows["aged_out"] + rec.flows["left_city"]
-    n_arr = stochastic_round(max(dem.arrival_ratio * n_exit - len(formed) - n_back, 0.0),
-                             u_round)
-    slots, keys = population.new_families(model, n_arr, "arrivals",
-                                          dem.arrival_foreign_share, model.year,
-                                          dem.arrival_youngest_decay)
-    placed = population.house(model, slots, keys, "arrival_housing")
-    rec.book_entries("arrivals", placed)
+    want = dem.arrival_ratio * n_exit - len(formed[0]) - len(back[0])
+    arriving = population.new_families(model, stochastic_round(max(want, 0.0), u_round),
+                                       "arrivals", dem.arrival_foreign_share, model.year,
+                                       dem.arrival_youngest_decay)
+    # One dwelling choice for every entrant: returners first, then new families, arrivals.
+    housed = population.house(model, [back, formed, arriving], "entry_housing")
+    for flow, slots in zip(("returns", "first_births", "arrivals"), housed, strict=True):
+        rec.book_entries(flow, slots)
+    rec.flows["births"] = len(fam_born) + len(housed[1])
 
 
 def stochastic_round(x: float, u: float) -> int:

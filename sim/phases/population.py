@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -92,26 +93,25 @@ def remove_families(model: SegregationModel, slots: np.ndarray) -> None:
     model.families.free(slots)
 
 
-def house(model: SegregationModel, slots: np.ndarray, keys: np.ndarray,
-          stream: str, uids: np.ndarray | None = None) -> np.ndarray:
-    """Place new families in vacancies in the order of ``keys``.
+def house(model: SegregationModel, groups: Sequence[tuple[np.ndarray, np.ndarray]],
+          stream: str) -> list[np.ndarray]:
+    """Place families in vacancies: group after group, each in the order of its keys.
 
-    Families that find no dwelling are dropped. ``uids``: the Mesa ids of families that
-    had agents before (in the order of ``slots``). Returns the placed slots.
+    ``groups`` holds (family slots, random keys) pairs; the families of the first group
+    choose first. One run of the dwelling choice serves them all. Families that find no
+    dwelling are dropped. Returns the placed slots of each group, sorted.
     """
-    order = slots[np.argsort(keys, kind="stable")]
+    order = np.concatenate([s[np.argsort(k, kind="stable")] for s, k in groups])
     placed = housing.choose_dwellings(model, order, True, stream)
     lost = order[~placed]
     if len(lost):
         model.children.free(np.flatnonzero(model.children_of(lost)))
         model.families.free(lost)
     ok = np.sort(order[placed])
-    if uids is not None:
-        uid_of = np.full(model.families.capacity, -1, dtype=np.int64)
-        uid_of[slots] = uids
-        uids = uid_of[ok]
-    model.add_family_agents(ok, uids)
-    return ok
+    model.add_family_agents(ok)
+    housed = np.zeros(model.families.capacity, dtype=bool)
+    housed[ok] = True
+    return [np.sort(s[housed[s]]) for s, _ in groups]
 
 
 def house_counted_families(model: SegregationModel) -> None:
@@ -146,7 +146,7 @@ def initial_population(model: SegregationModel) -> None:
     slots, keys = new_families(model, model.city.n_by_choice(cfg.city), "init_families",
                                cfg.city.foreign_share, model.year,
                                cfg.behaviour.demography.youngest_decay)
-    house(model, slots, keys, "init_housing")
+    house(model, [(slots, keys)], "init_housing")
     ch = model.children
     dc = cfg.behaviour.daycare
     stock = 1 - np.cumprod(1 - np.asarray(dc.join_prob))

@@ -8,8 +8,9 @@ while it still has a child under 16. Drawing the whole path at once from the fam
 counter-based uniforms gives the same distribution as a draw every year, keeps nobody else's
 numbers in play (common random numbers) and leaves only the returners to be kept: their
 family and child slots stay reserved (``Pool.away``), so a returning child is the same
-child, with its birth, moves and leaving on record (cohort accounts). Returners choose a
-dwelling by the same choice model as arrivals.
+child, with its birth, moves and leaving on record (cohort accounts), and the family's Mesa
+agent comes back with its ``unique_id`` (``families.uid``). Returners choose a dwelling by
+the same choice model as arrivals, before the year's new families.
 """
 
 from __future__ import annotations
@@ -75,17 +76,18 @@ def age_away(model: SegregationModel) -> None:
     f.free(np.flatnonzero(f.away & (n_kids == 0)))
 
 
-def come_back(model: SegregationModel) -> np.ndarray:
-    """Bring back the families due this year to choose dwellings; returns those housed."""
+def come_back(model: SegregationModel) -> tuple[np.ndarray, np.ndarray]:
+    """Bring back the families due this year, unhoused: their slots and house-hunting keys.
+
+    They keep their attributes and Mesa ids; the year's housing places them first
+    (``phases.demography``), by the same dwelling choice as arrivals.
+    """
     f, ch = model.families, model.children
     due = np.flatnonzero(f.away & (f.return_year == model.year))
-    kids = np.flatnonzero(model.children_of(due, among=ch.away))
+    ch.bring_back(np.flatnonzero(model.children_of(due, among=ch.away)))
     f.bring_back(due)
-    ch.bring_back(kids)
     f.return_year[due] = -1
     f.arrived[due] = model.year  # like arrivals, they do not move again this year
     keys = counter_uniform(model.streams.key("return_order", model.year), due,
                            np.zeros(1, dtype=np.int64))[:, 0]
-    placed = population.house(model, due, keys, "return_housing", uids=f.uid[due])
-    model.recorder.book_entries("returns", placed)
-    return placed
+    return due, keys
