@@ -63,6 +63,10 @@ KEY_METRICS = (
 )
 
 
+EFFECT_COLUMNS = ("scenario", "metric", "year", "baseline_mean", "scenario_mean", "mean_diff",
+                  "ci_low", "ci_high", "n_replicates", "p_value")
+
+
 @dataclass
 class CompareConfig(Config):
     """A model config plus what to compare."""
@@ -242,7 +246,9 @@ def paired_effects(raw: pd.DataFrame, metrics: tuple[str, ...] = KEY_METRICS) ->
                 "ci_low": (mean - half).to_numpy(), "ci_high": (mean + half).to_numpy(),
                 "n_replicates": n.to_numpy(), "p_value": p_values(mean, se, n),
             }))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    if not rows:  # only the baseline was run
+        return pd.DataFrame(columns=list(EFFECT_COLUMNS))
+    return pd.concat(rows, ignore_index=True)
 
 
 def p_values(mean: pd.Series, se: pd.Series, n: pd.Series) -> np.ndarray:

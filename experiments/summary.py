@@ -167,7 +167,9 @@ class Context:
     def yearly_cost(self, scenario: str, year: int) -> float:
         """Mean yearly policy cost over years 1..``year`` (replicate mean)."""
         s = self.raw[(self.raw["scenario"] == scenario) & self.raw["year"].between(1, year)]
-        return float(s.groupby("replicate")["policy_cost_eur"].mean().mean()) if len(s) else 0.0
+        if s.empty or "policy_cost_eur" not in s.columns:
+            return 0.0
+        return float(s.groupby("replicate")["policy_cost_eur"].mean().mean())
 
 
 def size(cell: pd.Series, ctx: Context, t: Text) -> tuple[str, str]:
@@ -330,7 +332,9 @@ def summary(cells: pd.DataFrame, ctx: Context, t: Text,
         if sc["clear"].any():
             changed.append(name)
     n = cells["scenario"].nunique()
-    if changed:
+    if n == 0:
+        lead = _("Only the baseline was run: there is nothing to compare it with.")
+    elif changed:
         lead = t.ngettext("{k} of {n} scenarios clearly changes at least one indicator: "
                           "{names}.", "{k} of {n} scenarios clearly change at least one "
                           "indicator: {names}.", len(changed)).format(
