@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -56,7 +57,8 @@ def noise_band(cfg: Config, seeds: list[int]) -> pd.DataFrame:
         model.run()
         frames.append(model.recorder.metrics_frame().set_index("year"))
     runs = np.stack([f.to_numpy(float) for f in frames])
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # a metric empty in every run stays empty (NaN)
+        warnings.simplefilter("ignore", RuntimeWarning)
         lo, hi = np.nanmin(runs, axis=0), np.nanmax(runs, axis=0)
     cols = frames[0].columns
     out = pd.DataFrame(np.hstack([lo, hi]), index=frames[0].index,
