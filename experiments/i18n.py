@@ -119,8 +119,14 @@ class Text:
         """A share (0.25) as a percentage (``25.0 %`` in this language's way)."""
         return f"{self.num(100 * share, digits, sign)}\u00a0%"
 
-    def pp(self, share: float, digits: int = 1) -> str:
-        """A change of a share (0.012) in percentage points, signed."""
+    def pp(self, share: float, digits: int | None = None) -> str:
+        """A change of a share (0.012) in percentage points, signed.
+
+        One decimal, or two for changes under one percentage point (rates of a few per cent
+        change by hundredths).
+        """
+        if digits is None:
+            digits = 1 if abs(round(100 * share, 1)) >= 1 else 2
         return f"{self.num(100 * share, digits, True)}\u00a0{self.gettext('percentage points')}"
 
     def meur(self, euros: float, digits: int = 2) -> str:

@@ -204,10 +204,11 @@ def size(cell: pd.Series, ctx: Context, t: Text) -> tuple[str, str]:
         pupils = ctx.diff(cell["scenario"], "seg_school_ses_D", year) * ctx.baseline(
             "pupils_ses0", year)
         if np.isfinite(pupils):
-            extra += "; " + (_("{n} fewer low-status pupils would need to change school for "
-                               "an even mix") if pupils < 0 else
-                             _("{n} more low-status pupils would need to change school for "
-                               "an even mix")).format(n=t.num(abs(pupils), 0))
+            extra += "; " + (_("by the dissimilarity index, {n} fewer low-status pupils would "
+                               "need to change school for an even mix") if pupils < 0 else
+                             _("by the dissimilarity index, {n} more low-status pupils would "
+                               "need to change school for an even mix")).format(
+                n=t.num(abs(pupils), 0))
     return main, extra
 
 

@@ -127,8 +127,8 @@ def test_sizes_in_units_people_use() -> None:
     main, extra = size(h, ctx, EN)
     assert main == "-0.050 (H)"
     # 0.05 of 0.2 is a quarter of the way to H = 0; D falls by 0.1 of 1,000 low-status pupils.
-    assert extra == ("25.0\u00a0% of the way to a fully mixed city; 100 fewer low-status pupils "
-                     "would need to change school for an even mix")
+    assert extra == ("25.0\u00a0% of the way to a fully mixed city; by the dissimilarity index, "
+                     "100 fewer low-status pupils would need to change school for an even mix")
     out = effects[effects["metric"] == "outmigration_rate"].iloc[0]
     assert size(out, ctx, EN) == ("-1.0\u00a0percentage points",
                                   "baseline 3.0\u00a0%; -50 families a year")
