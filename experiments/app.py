@@ -34,6 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import solara
 import solara.lab
 
@@ -169,7 +170,7 @@ def progress(model: TwinModel) -> solara.Element:
         solara.HTML(tag="p", classes=["kk-policy"], unsafe_innerHTML=_(
             "{city} city, seed {seed}. <b>{name}</b> (levers: {levers}; {settings}): "
             "{description}").format(
-            city=cfg.city.preset, seed=cfg.seed, name=html.escape(cfg.scenario.name),
+            city=_(cfg.city.preset), seed=cfg.seed, name=html.escape(cfg.scenario.name),
             levers=levers, settings=html.escape(settings),
             description=html.escape(description)))
     return card
@@ -216,9 +217,14 @@ def school_details(model: TwinModel) -> solara.Element:
         solara.Select(_("School (or click one on the map)"), values=list(pol.index),
                       value=selected_school)
         uid = selected_school.value if selected_school.value in pol.index else pol.index[0]
+        def shown(x: float) -> str:  # three significant digits, the language's way
+            if not np.isfinite(x) or x == 0:
+                return "0" if x == 0 else "-"
+            return t.num(x, max(0, 2 - int(np.floor(np.log10(abs(x))))))
+
         body = "".join(
-            f"<tr><td>{html.escape(_(label))}</td><td>{base.at[uid, c]:.3g}</td>"
-            f"<td>{pol.at[uid, c]:.3g}</td></tr>" for c, label in SCHOOL_FIELDS.items())
+            f"<tr><td>{html.escape(_(label))}</td><td>{shown(base.at[uid, c])}</td>"
+            f"<td>{shown(pol.at[uid, c])}</td></tr>" for c, label in SCHOOL_FIELDS.items())
         solara.HTML(tag="table", classes=["kk-school"], unsafe_innerHTML=(
             f"<tr><th>{uid}, {_('grades')} {pol.at[uid, 'grades']}</th>"
             f"<th>{_('baseline')}</th><th>{_('policy')}</th></tr>{body}"))
@@ -282,9 +288,9 @@ def numbers(model: TwinModel) -> solara.Element:
 VIEWS = [progress, numbers, city, school_details, indices]
 # Where each view goes on a 12-column grid (rows of about 30 px), in ``VIEWS`` order:
 # the map needs room and the charts the full width.
-LAYOUT = [{"x": 0, "y": 0, "w": 4, "h": 9}, {"x": 4, "y": 0, "w": 8, "h": 9},
-          {"x": 0, "y": 9, "w": 8, "h": 20}, {"x": 8, "y": 9, "w": 4, "h": 20},
-          {"x": 0, "y": 29, "w": 12, "h": 17}]
+LAYOUT = [{"x": 0, "y": 0, "w": 4, "h": 10}, {"x": 4, "y": 0, "w": 8, "h": 10},
+          {"x": 0, "y": 10, "w": 8, "h": 20}, {"x": 8, "y": 10, "w": 4, "h": 20},
+          {"x": 0, "y": 30, "w": 12, "h": 17}]
 
 
 def grid_layout(n: int) -> list[dict[str, Any]]:
