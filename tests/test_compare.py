@@ -23,10 +23,11 @@ from conftest import TINY, TINY_VALUES, tiny_config
 from experiments.collect import collect
 from experiments.compare import CompareConfig, compare, finish, paired_effects, split
 from experiments.i18n import LOCALE_DIR, Text
-from experiments.report import verdict_words
+from experiments.report import district_names, verdict_words
 from experiments.summary import report_cells
 from scenarios.base import Lever
 from sim.evaluation import EvaluationConfig, load
+from sim.geodata import build_city
 from sim.model import SegregationModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,7 +296,19 @@ def test_report_in_each_language_in_chromium(comparison: Path, tmp_path: Path,
     assert "scenario(s)" not in visible
     if lang == "en":
         assert "School segregation under 2 policy scenarios" in visible
+        assert re.search(r"changes most:\s+engagement: district \d+",
+                         visible)
         return
     shown = [piece for piece in english_fragments() if piece in visible]
     assert not shown, shown
     assert not ENGLISH_WORDS.findall(visible), ENGLISH_WORDS.findall(visible)
+
+
+def test_districts_carry_names() -> None:
+    """The data's district names where the city has them, else numbered (``area_id``)."""
+    city = build_city(tiny_config().city)
+    assert district_names(city, Text("en"))[:2] == ["district 0", "district 1"]
+    assert district_names(city, Text("sv"))[1] == "område 1"
+    city.labels["district"] = ([f"D{i}" for i in range(city.n_districts)],
+                               [f"Kallio {i}" for i in range(city.n_districts)])
+    assert district_names(city, Text("fi"))[:2] == ["Kallio 0", "Kallio 1"]
