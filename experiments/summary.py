@@ -293,9 +293,13 @@ def scenario_summary(name: str, cells: pd.DataFrame, ctx: Context, t: Text,
         lead = _("{name}: no clear change in any of the {n} indicators after {years} years."
                  ).format(name=name, n=n_metrics, years=_(" and ").join(str(int(h)) for h in hs))
         return [f"{lead} {cost_text}", *([sure] if sure else [])]
-    lead = t.ngettext("{name}: clearly changes {k} of {n} indicators after {years} years.",
-                      "{name}: clearly changes {k} of {n} indicators after {years} years.",
-                      n_clear).format(name=name, k=n_clear, n=n_metrics, years=last)
+    if n_clear:
+        lead = t.ngettext("{name}: clearly changes {k} of {n} indicators after {years} years.",
+                          "{name}: clearly changes {k} of {n} indicators after {years} years.",
+                          n_clear).format(name=name, k=n_clear, n=n_metrics, years=last)
+    else:  # changes that faded or reversed before the last horizon
+        lead = _("{name}: no indicator is clearly changed after {years} years.").format(
+            name=name, years=last)
     return [f"{lead} {cost_text}", *lines, *([sure] if sure else [])]
 
 

@@ -103,8 +103,9 @@ def test_summary_names_size_direction_fade_and_reversal() -> None:
     assert "Cost: 1.00 million euros a year per 0.1 school years." in text
     assert "It costs 2.00 million euros a year on average." in text
     fade, raw, effects = cells_for({10: CLEAR_DOWN, 20: NOISE})
-    assert "the change fades: no clear change after 20 years" in " ".join(
-        summary(fade, Context(raw, effects), EN, label)[1][0])
+    lines = summary(fade, Context(raw, effects), EN, label)[1][0]
+    assert lines[0].startswith("s: no indicator is clearly changed after 20 years.")
+    assert "the change fades: no clear change after 20 years" in lines[1]
     rev, raw, effects = cells_for({10: CLEAR_DOWN, 20: [-x for x in CLEAR_DOWN]})
     assert "the change reverses, -0.20 school years after 10 years but +0.20 school years " \
         "after 20 years" in " ".join(summary(rev, Context(raw, effects), EN, label)[1][0])
