@@ -189,9 +189,10 @@ def test_dashboard_in_headless_chromium(server: tuple[str, float]) -> None:
         # The lever: TP funding at its maximum, engagement off; Reset builds the new runs.
         slider("tp_budget_meur", "End")
         slider("engagement_coverage", "Home")
-        page.wait_for_function("document.querySelector('.kk-control[data-param=tp_budget_meur]"
-                               " .kk-control-label').innerText.endsWith('30.0')")
-        assert control("engagement_coverage").endswith(": 0\u00a0%")
+        for param, value in (("tp_budget_meur", "30.0"), ("engagement_coverage", "0\u00a0%")):
+            page.wait_for_function(  # the label follows the slider
+                f"document.querySelector('.kk-control[data-param={param}] .kk-control-label')"
+                f".innerText.endsWith(': {value}')")
         page.get_by_role("button", name="Reset").click()
         page.locator(".kk-policy", has_text="levers: tp_funding;").wait_for()
         map0 = page.locator("img.kk-map").get_attribute("src")
