@@ -43,7 +43,8 @@ def N_(message: str) -> str:  # noqa: N802 (gettext's name for "translate later"
     return message
 
 
-FDR = 0.05  # false-discovery rate over the report's cells
+# False-discovery rate over the report's cells: the usual 5% (Benjamini & Hochberg 1995).
+FDR = 0.05
 
 
 @dataclass(frozen=True)
