@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ def series_figure(raw: pd.DataFrame, scenarios: list[str], t: Text) -> str:
             ax.plot(d.index, d.mean(axis=1), color=c, label=scen, drawstyle=style, lw=1.8)
             ax.fill_between(d.index, d.quantile(0.05, axis=1), d.quantile(0.95, axis=1),
                             color=c, alpha=0.15, lw=0, step="mid" if style != "default" else None)
-        ax.set_title(_(METRICS[metric].label), fontsize=11)
+        ax.set_title(textwrap.fill(_(METRICS[metric].label), 42), fontsize=11)
         ax.set_ylabel(_(UNITS[METRICS[metric].kind]), fontsize=10)
         ax.set_xlabel(_("simulated year"), fontsize=10)
         ax.tick_params(labelsize=9)
@@ -208,9 +209,10 @@ def change_maps(results: list[dict], scenarios: list[str], city: City, sea: np.n
             f"{html.escape(names[d])}{' (' + _('renewal area') + ')' if city.renewal[d] else ''}"
             f" {t.num(diff[d], 2, True)}" for d in top)
         lines.append(f"<li><b>{html.escape(scen)}</b>: {named}</li>")
-    fig.colorbar(im, ax=axes, shrink=0.8).set_label(
-        _("change in the district's mean family status,\nfinal year (orange: lower, purple: "
-          "higher)"))
+    label = _("change in the district's mean family status,\nfinal year (orange: lower, purple: "
+              "higher)")
+    fig.colorbar(im, ax=axes, shrink=0.9).set_label(
+        "\n".join(textwrap.fill(line, 34) for line in label.splitlines()), fontsize=9)
     return (png(fig) + f"<p>{_('Districts whose mean family status changes most:')}</p>"
             f"<ul>{''.join(lines)}</ul>")
 
