@@ -250,6 +250,8 @@ def test_dashboard_in_headless_chromium(server: tuple[str, float]) -> None:
         # The language switch: the page in Finnish, the slider values written the Finnish way.
         page.get_by_role("button", name="suomi").click()
         page.locator(".kk-year", has_text="Vuosi 10/10").wait_for()
+        for finnish in ("Keskeiset indeksit", "Mallin asetukset", "Valmis: vuosi 10/10"):
+            page.get_by_text(finnish).first.wait_for()  # the views redraw one after another
         assert control("tp_budget_meur") == ("Koulujen tasa-arvorahoitus, milj. euroa vuodessa: "
                                              "30,0")
         text = page.locator("body").inner_text()
