@@ -23,7 +23,8 @@
 * ``robustness.csv`` (when there are scenario-effect outputs): per scenario and output, the
   share of the sampled points where the scenario beats the baseline and where it ranks
   first among the scenarios;
-* ``figures/``: Morris mu*-sigma or Sobol S1/ST bars, and the robustness shares;
+* ``figures/``: Morris mu* and sigma, one panel per output
+  (``experiments.sensitivity_figures``), or Sobol S1/ST bars, and the robustness shares;
 * ``config.yaml``, ``provenance.json``, ``space.yaml`` (the space as run), ``design.parquet``
   (the sampled points) and ``chunks/`` (``python -m experiments.collect <dir>`` rebuilds
   everything above from them).
@@ -53,6 +54,7 @@ from SALib import ProblemSpec  # noqa: E402
 
 from experiments.cli import entry, user_errors  # noqa: E402
 from experiments.compare import check_levers, scenario_config  # noqa: E402
+from experiments.sensitivity_figures import plot_morris, short  # noqa: E402
 from experiments.tasks import run_scenario_task  # noqa: E402
 from sim.config import CONF_DIR, Config, as_dict, get_path, set_path, validate  # noqa: E402
 from sim.evaluation import EvaluationConfig, Study, evaluate  # noqa: E402
@@ -455,37 +457,6 @@ def robustness(samples: pd.DataFrame, space: Space) -> pd.DataFrame:
                          "share_ranks_first": float((first == j).mean()),
                          "n_points": len(means)})
     return pd.DataFrame(rows)
-
-
-def short(name: str) -> str:
-    """A factor's label in figures: the last two parts of its path."""
-    return ".".join(str(name).split(".")[-2:])
-
-
-def plot_morris(indices: pd.DataFrame, path: Path) -> None:
-    """mu*-sigma plane per output, with the noise level of mu*."""
-    outputs = list(dict.fromkeys(indices["output"]))
-    fig, axes = plt.subplots(1, len(outputs), figsize=(5.2 * len(outputs), 4.6), squeeze=False)
-    for ax, out in zip(axes[0], outputs, strict=True):
-        d = indices[indices["output"] == out].pivot(index="factor", columns="index",
-                                                    values="value")
-        noise = indices[(indices["output"] == out) & (indices["index"] == "mu_star")]
-        ax.scatter(d["mu_star"], d["sigma"], color="C0")
-        for factor, row in d.iterrows():
-            ax.annotate(short(factor), (row["mu_star"], row["sigma"]),
-                        fontsize=7, xytext=(3, 2), textcoords="offset points")
-        ax.axvline(noise["noise_level"].iloc[0], color="grey", ls="--",
-                   label="replicate noise level of mu*")
-        ax.set_xlim(left=0)
-        ax.set_ylim(bottom=0)
-        ax.set_xlabel("mu* (mean |elementary effect|, output units per factor range)")
-        ax.set_ylabel("sigma (spread of elementary effects)")
-        ax.set_title(out, fontsize=9)
-        ax.legend(fontsize=7, loc="best")
-    fig.suptitle("Morris screening: far right = influential, high = non-linear or interacting")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_sobol(indices: pd.DataFrame, path: Path) -> None:

@@ -4,7 +4,8 @@ A task is ``{"scenario": name, "seed": int, "replicate": int, "values": {path: v
 **labels}``; the context holds what all tasks share: ``config`` (the base model config as a
 dict), ``scenarios`` (name -> scenario dict), and optionally ``metrics`` and ``years`` (keep
 only these columns and years: sensitivity studies need a few numbers per run, not the whole
-table) and ``maps`` (also return what the comparison report draws).
+table) and ``maps`` (also return what the comparison report draws, and the pupils of all schools and
+the low-status ones among them per year, columns ``pupils`` and ``pupils_ses0``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def run_scenario_task(context: dict, task: dict) -> dict[str, Any]:
     labels = {k: v for k, v in task.items() if k != "values"}
     df = pd.concat([pd.DataFrame({k: [v] * len(df) for k, v in labels.items()}),
                     df.reset_index(drop=True)], axis=1)
+    if context.get("maps"):
+        # Pupils by year, for the report's sizes (how many low-status pupils a change of
+        # the dissimilarity index means).
+        units = model.recorder.units_frame()
+        pupils = units[units["kind"].str.startswith("school")].groupby("year")[
+            ["enrol_ses0", "enrolled"]].sum()
+        df = df.assign(pupils_ses0=df["year"].map(pupils["enrol_ses0"]).to_numpy(float),
+                       pupils=df["year"].map(pupils["enrolled"]).to_numpy(float))
     out: dict[str, Any] = {"table": df}
     if context.get("maps"):
         out.update({

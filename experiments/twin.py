@@ -14,20 +14,57 @@ controlled parameter changed, so its other settings and their sources stay in on
 
 from __future__ import annotations
 
+import logging
 import time
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 import mesa
+import numpy as np
+import pandas as pd
 from omegaconf import OmegaConf
 
 from experiments.compare import available_scenarios
 from scenarios import ScenarioModel
-from sim.config import CONF_DIR, ScenarioConfig
+from sim.config import CONF_DIR, Config, ScenarioConfig
 from sim.model import SegregationModel
 
 CUSTOM = "custom"
 CATCHMENT_CHOICES = ("unchanged", "catchment_mix", "flexible_catchment")
+BAND_SEEDS = 4  # assumption: a few baseline seeds show the run-to-run noise, cheaply
+_band_pool = ThreadPoolExecutor(max_workers=1)  # one band at a time, beside the page
+
+logger = logging.getLogger(__name__)
+
+
+def noise_band(cfg: Config, seeds: list[int]) -> pd.DataFrame:
+    """Run-to-run spread of the baseline: every metric per year over runs with ``seeds``.
+
+    Args:
+        cfg: The baseline config (its seed is replaced by each of ``seeds``).
+        seeds: The seeds to run.
+
+    Returns:
+        One row per year: ``<metric>_lo`` and ``<metric>_hi``, the smallest and largest
+        value over the runs, for every metric.
+    """
+    frames = []
+    for seed in seeds:
+        model = SegregationModel(replace(cfg, seed=seed), levers=[],
+                                 checkpoints=cfg.checkpoint_dir or None)
+        model.run()
+        frames.append(model.recorder.metrics_frame().set_index("year"))
+    runs = np.stack([f.to_numpy(float) for f in frames])
+    with warnings.catch_warnings():  # a metric empty in every run stays empty (NaN)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanmin(runs, axis=0), np.nanmax(runs, axis=0)
+    cols = frames[0].columns
+    out = pd.DataFrame(np.hstack([lo, hi]), index=frames[0].index,
+                       columns=[f"{c}_lo" for c in cols] + [f"{c}_hi" for c in cols])
+    logger.info("run-to-run band from seeds %s ready", seeds)
+    return out
 
 
 def shipped_levers(name: str) -> list[dict[str, Any]]:
@@ -97,7 +134,9 @@ class TwinModel(mesa.Model):
         policy: The run with the levers (a ``ScenarioModel``).
         baseline: The run without levers (``ScenarioConfig()``: the baseline scenario).
         step_seconds: Wall time of the last year of both runs.
-        settings: The lever controls in words (the page shows them).
+        band: The baseline's run-to-run band (``noise_band`` over ``BAND_SEEDS`` seeds after
+            this one), computed in the background once ``request_band`` asks for it.
+        settings: The lever controls of a ``custom`` policy (``None`` for a shipped one).
         redraw_seconds: Wall time of the page's last redraw, per view.
 
     """
@@ -107,10 +146,10 @@ class TwinModel(mesa.Model):
                  catchments: str = "unchanged", renewal_dwellings: int = 0, seed: int = 0,
                  city: str = "small", years: int = 10) -> None:
         super().__init__(rng=int(seed))
-        self.settings = (
-            f"TP funding {tp_budget_meur:g} MEUR a year ({tp_allocation}), engagement "
-            f"coverage {engagement_coverage:.0%}, catchments {catchments}, urban renewal "
-            f"{renewal_dwellings} dwellings a year" if policy == CUSTOM else "as shipped")
+        self.settings = None if policy != CUSTOM else {
+            "tp_budget_meur": tp_budget_meur, "tp_allocation": tp_allocation,
+            "engagement_coverage": engagement_coverage, "catchments": catchments,
+            "renewal_dwellings": renewal_dwellings}
         common = {"seed": int(seed), "city": city, "years": int(years),
                   "output.progress": False, "output.figures": False}
         if policy == CUSTOM:
@@ -129,8 +168,21 @@ class TwinModel(mesa.Model):
         self.baseline = SegregationModel(base_cfg, levers=[],
                                          checkpoints=base_cfg.checkpoint_dir or None)
         self.years = int(years)
+        self.band: Future[pd.DataFrame] | None = None
         self.step_seconds = 0.0
         self.redraw_seconds: dict[str, float] = {}  # the page's views book their draw times
+
+    def request_band(self) -> Future[pd.DataFrame]:
+        """Start computing the run-to-run band (once); returns its future."""
+        if self.band is None:
+            seed = self.baseline.cfg.seed
+            self.band = _band_pool.submit(noise_band, self.baseline.cfg,
+                                          [seed + k for k in range(1, BAND_SEEDS + 1)])
+        return self.band
+
+    def band_ready(self) -> pd.DataFrame | None:
+        """The band if it has been computed, else ``None``."""
+        return self.band.result() if self.band is not None and self.band.done() else None
 
     @property
     def year(self) -> int:

@@ -20,6 +20,8 @@ from matplotlib import colormaps
 from matplotlib.colors import to_rgb
 from PIL import Image
 
+from experiments.i18n import Text
+from experiments.summary import N_
 from sim.figures import SEA, status_grid
 
 if TYPE_CHECKING:
@@ -27,21 +29,34 @@ if TYPE_CHECKING:
     from sim.city import City
     from sim.model import SegregationModel
 
-LAYERS = ("status", "language", "catchments", "school intake")
+# Texts are English msgids (N_), translated where the page shows them (experiments.i18n).
+LAYERS = (N_("status"), N_("language"), N_("catchments"), N_("school intake"))
 SCHOOL_COLOURS = {  # name -> (school_table column, colour-bar label, colour map)
-    "composition": ("low_status_share", "share of low-status pupils", "RdYlBu_r"),
-    "outcome": ("mean_outcome", "mean outcome (school years vs grade norm)", "RdYlBu"),
-    "reputation": ("reputation", "reputation (native families' view)", "RdYlBu"),
+    N_("composition"): ("low_status_share", N_("share of low-status pupils"), "RdYlBu_r"),
+    N_("outcome"): ("mean_outcome", N_("mean outcome (school years vs grade norm)"), "RdYlBu"),
+    N_("reputation"): ("reputation", N_("reputation (native families' view)"), "RdYlBu"),
 }
 KEY_METRICS = {  # metric -> (label, scale shown)
-    "seg_school_ses_H": ("School segregation by status (Theil's H)", 1.0),
-    "seg_res_ses_H": ("Residential segregation by status (H)", 1.0),
-    "seg_school_lang_H": ("School segregation by language (H)", 1.0),
-    "local_school_share_g1_renewal": ("Grade-1 entrants at their local school, renewal "
-                                      "areas", 1.0),
-    "outcome_gap_decile": ("Outcome gap, top vs bottom school decile (school years)", 1.0),
-    "outmigration_rate": ("Families leaving the city (share a year)", 1.0),
-    "policy_cost_eur": ("Policy cost (million euros a year)", 1e-6),
+    "seg_school_ses_H": (N_("School segregation by status (Theil's H)"), 1.0),
+    "seg_res_ses_H": (N_("Residential segregation by status (H)"), 1.0),
+    "seg_school_lang_H": (N_("School segregation by language (H)"), 1.0),
+    "local_school_share_g1_renewal": (N_("Grade-1 entrants at their local school, renewal "
+                                         "areas"), 1.0),
+    "outcome_gap_decile": (N_("Outcome gap, top vs bottom school decile (school years)"), 1.0),
+    "outmigration_rate": (N_("Families leaving the city (share a year)"), 1.0),
+    "policy_cost_eur": (N_("Policy cost (million euros a year)"), 1e-6),
+}
+SCHOOL_FIELDS = {  # school_table column -> label of the school details
+    "pupils": N_("pupils"), "capacity": N_("places"),
+    "low_status_share": N_("share of low-status pupils"),
+    "foreign_language_share": N_("share of foreign-language pupils"),
+    "mean_outcome": N_("mean outcome (school years)"),
+    "reputation": N_("reputation, native families"),
+    "reputation_foreign_language": N_("reputation, foreign-language families"),
+    "entrants": N_("entrants"),
+    "local_entrant_share": N_("share of entrants from the catchment"),
+    "resources": N_("resources per pupil (base 1)"),
+    "funding_eur": N_("needs-based funding, euros"),
 }
 CHART_METRICS = tuple(KEY_METRICS)[:6]  # the cost is in the numbers, not a chart
 
@@ -89,22 +104,23 @@ def layer_image(model: SegregationModel, layer: str) -> tuple[np.ndarray, str, f
     a = f.active & (f.cell >= 0)
     n = np.bincount(f.cell[a], minlength=c.n_cells)
     if layer == "status":
-        return status_grid(model), "RdYlBu", 0.0, 2.0, "mean status of families (0 low, 2 high)"
+        return status_grid(model), "RdYlBu", 0.0, 2.0, N_("mean status of families (0 low, "
+                                                           "2 high)")
     if layer == "language":
         foreign = np.bincount(f.cell[a], weights=f.lang[a], minlength=c.n_cells)
         img = np.where(n > 0, foreign / np.maximum(n, 1), np.nan)
-        label = "share of foreign-language families"
+        label = N_("share of foreign-language families")
         return img.reshape(c.width, c.height).T, "PuOr_r", 0.0, 1.0, label
     if layer == "catchments":
         lab = np.where(c.land, c.catchment_lower, -1).astype(float)
         img = np.where(lab >= 0, lab % 20, np.nan)  # tab20 repeats: neighbours still differ
-        return img.reshape(c.width, c.height).T, "tab20", 0.0, 19.0, "grades 1-6 catchment"
+        return img.reshape(c.width, c.height).T, "tab20", 0.0, 19.0, N_("grades 1-6 catchment")
     if layer == "school intake":
         entrants, local = model.recorder.intake_school
         share = np.where(entrants > 0, local / np.maximum(entrants, 1), np.nan)
         school = model.school_of_cell[0]
         img = np.where(school >= 0, share[np.maximum(school, 0)], np.nan)
-        label = "catchment school's entrants from its own catchment"
+        label = N_("catchment school's entrants from its own catchment")
         return img.reshape(c.width, c.height).T, "viridis", 0.0, 1.0, label
     raise ValueError(f"layer={layer!r} is not allowed; expected one of {list(LAYERS)}")
 
@@ -222,7 +238,7 @@ def city_map(model: SegregationModel, layer: str = "status", colour_by: str = "c
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="png", compress_level=1)
     return CityMap(buf.getvalue(), spots, _legend(label, cmap, lo, hi),
-                   _legend(f"schools: {s_label}", s_cmap, s_lo, s_hi), pixels.shape[1],
+                   _legend(s_label, s_cmap, s_lo, s_hi), pixels.shape[1],
                    pixels.shape[0])
 
 
@@ -232,37 +248,67 @@ def _series(df: pd.DataFrame, metric: str) -> list[list[float | None]]:
             for y, v in zip(df["year"], df[metric], strict=True)]
 
 
-def index_charts(twin: TwinModel) -> dict[str, dict[str, Any]]:
+def index_charts(twin: TwinModel, t: Text | None = None) -> dict[str, dict[str, Any]]:
     """ECharts options of the ``CHART_METRICS`` over the years: policy run and baseline twin.
 
     Line charts in the browser (ECharts, shipped by ``solara-assets``) instead of images: a
-    redraw sends a few numbers, not a figure.
+    redraw sends a few numbers, not a figure. Once the twin's run-to-run band is ready
+    (``TwinModel.request_band``), two thin grey lines show the lowest and highest baseline
+    over other seeds, so a difference can be set against the noise of a single run.
+
+    Args:
+        twin: The policy run and its baseline twin.
+        t: The page's language (English by default).
     """
+    _ = (t or Text("en")).gettext
     pol = twin.policy.datacollector.get_model_vars_dataframe()
     base = twin.baseline.datacollector.get_model_vars_dataframe()
+    band = twin.band_ready()
     name = twin.policy.cfg.scenario.name
-    return {metric: {
-        "animation": False,
-        "title": {"text": KEY_METRICS[metric][0], "textStyle": {"fontSize": 12}},
-        "tooltip": {"trigger": "axis"},
-        "legend": {"data": ["baseline", name], "bottom": 0},
-        "grid": {"left": 50, "right": 15, "top": 35, "bottom": 45},
-        "xAxis": {"type": "value", "min": 0, "max": twin.years, "name": "year"},
-        "yAxis": {"type": "value", "scale": True},
-        "series": [
-            {"name": "baseline", "type": "line", "data": _series(base, metric),
+    out = {}
+    for metric in CHART_METRICS:
+        series = [
+            {"name": _("baseline"), "type": "line", "data": _series(base, metric),
              "showSymbol": False, "lineStyle": {"type": "dashed", "color": "grey"},
              "itemStyle": {"color": "grey"}},
             {"name": name, "type": "line", "data": _series(pol, metric), "showSymbol": False,
              "lineStyle": {"width": 2.5, "color": "#1f77b4"}, "itemStyle": {"color": "#1f77b4"}},
-        ],
-    } for metric in CHART_METRICS}
+        ]
+        if band is not None:  # the band's edges: lowest and highest baseline run each year
+            b = band.reset_index()
+            edge = {"type": "line", "symbol": "none", "name": _("run-to-run band"),
+                    "lineStyle": {"width": 1, "color": "#b0b0b0"},
+                    "itemStyle": {"color": "#b0b0b0"}}
+            series += [{**edge, "data": _series(b, f"{metric}_{end}")} for end in ("lo", "hi")]
+        out[metric] = {
+            "animation": False,
+            "title": {"text": _(KEY_METRICS[metric][0]), "textStyle": {"fontSize": 12}},
+            "tooltip": {"trigger": "axis"},
+            "legend": {"data": [_("baseline"), name]
+                       + ([_("run-to-run band")] if band is not None else []), "bottom": 0},
+            "grid": {"left": 50, "right": 15, "top": 35, "bottom": 45},
+            "xAxis": {"type": "value", "min": 0, "max": twin.years, "name": _("year"),
+                      "minInterval": 1},  # whole years
+            "yAxis": {"type": "value", "scale": True},
+            "series": series,
+        }
+    return out
 
 
 def key_numbers(twin: TwinModel) -> pd.DataFrame:
-    """The ``KEY_METRICS`` now: label, baseline, policy and policy minus baseline."""
+    """The ``KEY_METRICS`` now: label, baseline, policy, policy minus baseline, and noise.
+
+    ``spread`` is half the range of the baseline over the run-to-run band's seeds this year
+    (NaN until the band is ready): a difference well inside it may be chance.
+    """
     pol, base = twin.policy.recorder.current, twin.baseline.recorder.current
-    rows = [{"metric": m, "label": label, "baseline": base[m] * scale,
-             "policy": pol[m] * scale, "difference": (pol[m] - base[m]) * scale}
-            for m, (label, scale) in KEY_METRICS.items()]
+    band = twin.band_ready()
+    year = twin.year
+    rows = []
+    for m, (label, scale) in KEY_METRICS.items():
+        spread = (float(band.at[year, f"{m}_hi"] - band.at[year, f"{m}_lo"]) / 2 * scale
+                  if band is not None and year in band.index else float("nan"))
+        rows.append({"metric": m, "label": label, "baseline": base[m] * scale,
+                     "policy": pol[m] * scale, "difference": (pol[m] - base[m]) * scale,
+                     "spread": spread})
     return pd.DataFrame(rows)

@@ -15,6 +15,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sim.io import atomic_write  # noqa: E402
 from sim.units import add_labels  # noqa: E402
@@ -218,6 +219,7 @@ def draw_all(model: SegregationModel, metrics: pd.DataFrame, out: Path) -> list[
     axes[2].legend(fontsize=8, loc="best")
     for ax in axes:
         ax.set_xlabel("simulated year")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole years
     fig.suptitle(run_label(model).rsplit(", year", 1)[0], fontsize=11)
     paths.append(out / "index_timeseries.png")
     _save(fig, paths[-1])

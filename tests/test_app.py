@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.twin import TwinModel, custom_levers
+from conftest import tiny_config
+from experiments.twin import TwinModel, custom_levers, noise_band
 from experiments.views import LAYERS, SCHOOL_COLOURS, city_map, index_charts, key_numbers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,19 @@ def test_every_map_layer_and_school_colour_draws(layer: str) -> None:
         assert drawn.layer.lo < drawn.layer.hi and drawn.schools.lo < drawn.schools.hi
 
 
+def test_noise_band_spans_the_seeds_runs() -> None:
+    cfg = tiny_config("years=2")
+    band = noise_band(cfg, [1, 2, 3])
+    assert list(band.index) == [0, 1, 2]
+    runs = [noise_band(cfg, [s]) for s in (1, 2, 3)]
+    col = "seg_school_ses_H"
+    lows = np.min([r[f"{col}_lo"].to_numpy() for r in runs], axis=0)
+    highs = np.max([r[f"{col}_hi"].to_numpy() for r in runs], axis=0)
+    np.testing.assert_array_equal(band[f"{col}_lo"], lows)
+    np.testing.assert_array_equal(band[f"{col}_hi"], highs)
+    assert (runs[0][f"{col}_lo"] == runs[0][f"{col}_hi"]).all()  # one seed: no spread
+
+
 def test_helsinki_twin_steps_and_draws() -> None:
     twin = TwinModel(city="helsinki", years=1, engagement_coverage=0.79)
     twin.step()
@@ -102,8 +116,9 @@ def server() -> Iterator[tuple[str, float]]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "experiments.app", "--port", str(port)],
-                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.app", "--port", str(port),
+                                 "--lang", "en"], cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         while True:
@@ -145,10 +160,13 @@ def test_dashboard_in_headless_chromium(server: tuple[str, float]) -> None:
         year = page.locator(".kk-year")
         assert year.inner_text() == "Year 0 of 10"
 
-        def slider(label: str, key: str) -> None:
-            thumb = page.locator(".v-input", has_text=label).locator("[role=slider]")
+        def slider(param: str, key: str) -> None:
+            thumb = page.locator(f".kk-control[data-param={param}] [role=slider]")
             thumb.focus()
             page.keyboard.press(key)
+
+        def control(param: str) -> str:
+            return page.locator(f".kk-control[data-param={param}] .kk-control-label").inner_text()
 
         def series(metric: str) -> tuple[list, list]:
             chart = page.locator(f".kk-chart[data-metric={metric}]")
@@ -160,9 +178,21 @@ def test_dashboard_in_headless_chromium(server: tuple[str, float]) -> None:
             return float(row.get_attribute("data-baseline")), float(
                 row.get_attribute("data-policy"))
 
+        # Every slider shows its value; Mesa's generic controls are not on the page.
+        assert control("tp_budget_meur") == "TP funding of schools, MEUR a year: 0.0"
+        assert control("engagement_coverage") == ("Engagement: share of renewal-area units: "
+                                                  "79\u00a0%")
+        assert control("years") == "Years: 10"
+        text = page.locator("body").inner_text()
+        for generic in ("Play Interval", "Render Interval", "Use Threads", "Page 0", "Time:"):
+            assert generic.lower() not in text.lower(), generic
         # The lever: TP funding at its maximum, engagement off; Reset builds the new runs.
-        slider("TP funding of schools", "End")
-        slider("Engagement", "Home")
+        slider("tp_budget_meur", "End")
+        slider("engagement_coverage", "Home")
+        for param, value in (("tp_budget_meur", "30.0"), ("engagement_coverage", "0\u00a0%")):
+            page.wait_for_function(  # the label follows the slider
+                f"document.querySelector('.kk-control[data-param={param}] .kk-control-label')"
+                f".innerText.endsWith(': {value}')")
         page.get_by_role("button", name="Reset").click()
         page.locator(".kk-policy", has_text="levers: tp_funding;").wait_for()
         map0 = page.locator("img.kk-map").get_attribute("src")
@@ -188,6 +218,14 @@ def test_dashboard_in_headless_chromium(server: tuple[str, float]) -> None:
             "JSON.parse(document.querySelector('.kk-chart[data-metric=outcome_gap_decile]')"
             ".dataset.policy).length === 11", timeout=60_000)
         timings["run_7_years_s"] = time.perf_counter() - t
+        # The run ends cleanly: a plain word, no play or step button left.
+        page.locator(".kk-finished", has_text="Finished: year 10 of 10").wait_for()
+        assert page.locator("button", has_text="▶").count() == 0
+        assert page.get_by_role("button", name="Step").count() == 0
+        # The run-to-run band of the baseline over other seeds, beside the differences.
+        page.wait_for_selector(".kk-chart[data-band=true]", timeout=180_000)
+        spread = page.locator(".kk-numbers tr[data-metric=seg_school_ses_H] .kk-spread")
+        assert spread.inner_text().startswith("±")
 
         assert page.locator("img.kk-map").get_attribute("src") != map0  # the map changed
         base, pol = series("outcome_gap_decile")
@@ -208,6 +246,19 @@ def test_dashboard_in_headless_chromium(server: tuple[str, float]) -> None:
         shot = ARTIFACTS / "dashboard.png"
         page.screenshot(path=shot)
         assert shot.stat().st_size > 50_000
+
+        # The language switch: the page in Finnish, the slider values written the Finnish way.
+        page.get_by_role("button", name="suomi").click()
+        page.locator(".kk-year", has_text="Vuosi 10/10").wait_for()
+        for finnish in ("Keskeiset indeksit", "Mallin asetukset", "Valmis: vuosi 10/10"):
+            page.get_by_text(finnish).first.wait_for()  # the views redraw one after another
+        assert control("tp_budget_meur") == ("Koulujen tasa-arvorahoitus, milj. euroa vuodessa: "
+                                             "30,0")
+        text = page.locator("body").inner_text()
+        for english in ("Key indices", "Model parameters", "Progress", "Finished", "Reset"):
+            assert english.lower() not in text.lower(), english
+        page.get_by_role("button", name="svenska").click()
+        page.locator(".kk-year", has_text="År 10 av 10").wait_for()
         browser.close()
     (ARTIFACTS / "dashboard_timings.json").write_text(json.dumps(timings, indent=1))
     # Generous bounds for a shared CI machine; the README reports the measured values.

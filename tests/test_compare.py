@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from babel.messages.pofile import read_po
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
@@ -19,9 +21,13 @@ from scipy import stats
 
 from conftest import TINY, TINY_VALUES, tiny_config
 from experiments.collect import collect
-from experiments.compare import CompareConfig, compare, paired_effects, split
+from experiments.compare import CompareConfig, compare, finish, paired_effects, split
+from experiments.i18n import LOCALE_DIR, Text
+from experiments.report import district_names, verdict_words
+from experiments.summary import report_cells
 from scenarios.base import Lever
-from sim.evaluation import EvaluationConfig
+from sim.evaluation import EvaluationConfig, load
+from sim.geodata import build_city
 from sim.model import SegregationModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +84,8 @@ def test_common_random_numbers_shrink_intervals() -> None:
 
 
 def run_compare(out: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "experiments.compare", *TINY, *args,
+    # city=small: the command's default city is helsinki; the tiny city resizes small.
+    cmd = [sys.executable, "-m", "experiments.compare", "city=small", *TINY, *args,
            f"hydra.run.dir={out}"]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
@@ -96,7 +103,7 @@ def comparison(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_compare_writes_effects_and_raw(comparison: Path) -> None:
     eff = pd.read_csv(comparison / "effects.csv")
     assert list(eff.columns) == ["scenario", "metric", "year", "baseline_mean", "scenario_mean",
-                                 "mean_diff", "ci_low", "ci_high", "n_replicates"]
+                                 "mean_diff", "ci_low", "ci_high", "n_replicates", "p_value"]
     assert set(eff["scenario"]) == {"engagement", "catchment_mix"}
     assert set(eff["year"]) == {0, 1, 2, 3}
     # Every replicate counts, except for rates that have no value in year 0.
@@ -185,14 +192,15 @@ def test_bad_scenario_file_gives_one_clear_error(case: str, tmp_path: Path) -> N
 
 def test_one_pair_has_no_interval() -> None:
     """Issue #7: n=1 gives mean 0.2 with no interval, not [0.2, 0.2], and no verdict."""
-    from experiments.report import verdict
-
     raw = pd.DataFrame({"scenario": ["baseline", "s"], "replicate": [0, 0], "year": [5, 5],
-                        "m": [1.0, 1.2]})
-    e = paired_effects(raw, ("m",)).iloc[0]
-    assert e["mean_diff"] == pytest.approx(0.2) and e["n_replicates"] == 1
-    assert np.isnan(e["ci_low"]) and np.isnan(e["ci_high"])
-    assert verdict(e, 1) == "no interval (fewer than 2 replicates)"
+                        "outcome_gap_decile": [1.0, 1.2]})
+    e = paired_effects(raw, ("outcome_gap_decile",))
+    assert e["mean_diff"].iloc[0] == pytest.approx(0.2) and e["n_replicates"].iloc[0] == 1
+    assert np.isnan(e["ci_low"].iloc[0]) and np.isnan(e["ci_high"].iloc[0])
+    assert np.isnan(e["p_value"].iloc[0])
+    cell = report_cells(e, [5]).iloc[0]
+    assert cell["verdict"] == "no_interval" and not cell["clear"]
+    assert verdict_words(Text("en"))[cell["verdict"]] == "no interval (fewer than 2 replicates)"
 
 
 @given(n_years=st.integers(1, 3), n=st.integers(1, 6), seed=st.integers(0, 2**16))
@@ -215,8 +223,11 @@ def test_paired_effects_match_scipy(n_years: int, n: int, seed: int) -> None:
         if len(d) < 2:
             assert np.isnan(e["ci_low"]) and np.isnan(e["ci_high"])
             continue
-        ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+        test = stats.ttest_1samp(d, 0.0)
+        ci = test.confidence_interval(0.95)
         assert e["mean_diff"] == pytest.approx(d.mean())
+        if d.std() > 0:
+            assert e["p_value"] == pytest.approx(test.pvalue)
         assert e["ci_low"] == pytest.approx(ci.low) and e["ci_high"] == pytest.approx(ci.high)
 
 
@@ -230,3 +241,74 @@ def test_comparison_options_are_checked(options: dict, message: str) -> None:
     with pytest.raises(ValueError) as info:
         split(CompareConfig(**options))
     assert str(info.value).startswith(message), str(info.value)
+
+
+def report_in(comparison: Path, lang: str, tmp_path: Path) -> Path:
+    """The fixture's report written again in ``lang`` (collect rebuilds it from the chunks)."""
+    copy = tmp_path / lang
+    shutil.copytree(comparison, copy)
+    cfg = OmegaConf.load(copy / "config.yaml")
+    cfg.lang = lang
+    OmegaConf.save(cfg, copy / "config.yaml")
+    assert collect(copy) == 0
+    return copy / "report.html"
+
+
+def english_fragments() -> set[str]:
+    """Pieces of English source text (between placeholders) long enough to be telling."""
+    with (LOCALE_DIR / "messages.pot").open("rb") as f:
+        pot = read_po(f)
+    out = set()
+    for m in pot:
+        for msgid in (m.id if isinstance(m.id, tuple) else (m.id,)):
+            for piece in re.split(r"\{[^}]*\}|<[^>]+>", msgid or ""):
+                piece = piece.strip(" .,:;()\n")
+                if len(piece) >= 12 and " " in piece:
+                    out.add(piece)
+    return out
+
+
+ENGLISH_WORDS = re.compile(r"\b(the|and|with|after|which|would|this|are)\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("lang", ["fi", "sv", "en"])
+def test_report_in_each_language_in_chromium(comparison: Path, tmp_path: Path,
+                                             lang: str) -> None:
+    """The report opens with its generated summary; fi and sv show no English text."""
+    exe = chromium()
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs it (apt-get install chromium)")
+        pytest.skip("chromium not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    report = report_in(comparison, lang, tmp_path)
+    expected = finish(load(report.parent))["summary"].splitlines()[0]  # the lead sentence
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(report.as_uri())
+        assert page.locator("html").get_attribute("lang") == lang
+        # The summary is the first thing after the title.
+        assert page.locator("body > *").nth(1).get_attribute("id") == "summary"
+        assert page.locator("#summary p.lead").inner_text() == expected
+        visible = page.locator("body").inner_text()  # closed <details> do not show
+        browser.close()
+    assert "scenario(s)" not in visible
+    if lang == "en":
+        assert "School segregation under 2 policy scenarios" in visible
+        assert re.search(r"changes most:\s+engagement: district \d+",
+                         visible)
+        return
+    shown = [piece for piece in english_fragments() if piece in visible]
+    assert not shown, shown
+    assert not ENGLISH_WORDS.findall(visible), ENGLISH_WORDS.findall(visible)
+
+
+def test_districts_carry_names() -> None:
+    """The data's district names where the city has them, else numbered (``area_id``)."""
+    city = build_city(tiny_config().city)
+    assert district_names(city, Text("en"))[:2] == ["district 0", "district 1"]
+    assert district_names(city, Text("sv"))[1] == "område 1"
+    city.labels["district"] = ([f"D{i}" for i in range(city.n_districts)],
+                               [f"Kallio {i}" for i in range(city.n_districts)])
+    assert district_names(city, Text("fi"))[:2] == ["Kallio 0", "Kallio 1"]

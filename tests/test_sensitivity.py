@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
@@ -23,6 +25,7 @@ from experiments.sensitivity import (
     run_sensitivity,
     split,
 )
+from experiments.sensitivity_figures import morris_figure, output_title
 from sim.config import as_dict, load_config
 from sim.evaluation import chunk_dir, load
 from sim.model import SegregationModel
@@ -224,3 +227,41 @@ def test_shipped_spaces_are_valid(space: str) -> None:
     dicts = {s: as_dict(scenario_config(base, s)) for s in parsed.scenarios}
     columns = list(SegregationModel(base, levers=[]).recorder.metrics_frame().columns)
     check_space(parsed, dicts, columns, base.years)  # paths, types and both ends of ranges
+
+
+def morris_indices(n_factors: int, outputs: list[str]) -> pd.DataFrame:
+    rng = np.random.default_rng(n_factors)
+    rows = []
+    for out in outputs:
+        for k in range(n_factors):
+            mu = float(rng.gamma(1.0, 0.02))
+            for index, value in (("mu_star", mu), ("sigma", mu * 0.8), ("mu", mu)):
+                rows.append({"factor": f"behaviour.preferences.factor_{k}", "output": out,
+                             "index": index, "value": value, "ci_low": 0.6 * mu,
+                             "ci_high": 1.4 * mu, "noise_level": 0.016,
+                             "above_noise": 0.6 * mu > 0.016})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("n_factors", [3, 40])
+def test_morris_figure_is_one_readable_panel_per_output(n_factors: int) -> None:
+    """Plain titles, one panel each, factor labels that never overlap however many."""
+    outputs = ["seg_school_ses_H@20", "local_school_share_g1@16-20",
+               "flexible_catchment-baseline:seg_school_ses_H@20"]
+    fig = morris_figure(morris_indices(n_factors, outputs))
+    fig.canvas.draw()
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == [
+        "School segregation by family status, year 20",
+        "First-graders at their local school, years 16-20 (mean)",
+        "Effect of flexible_catchment (scenario minus baseline) on:\n"
+        "School segregation by family status, year 20"]
+    assert output_title(outputs[2]) == panels[2].get_title()
+    renderer = fig.canvas.get_renderer()
+    for ax in panels:
+        boxes = sorted((t.get_window_extent(renderer) for t in ax.get_yticklabels()),
+                       key=lambda b: b.y0)
+        assert len(boxes) == n_factors
+        assert all(a.y1 <= b.y0 + 0.5 for a, b in zip(boxes, boxes[1:], strict=False))
+        assert min(b.height for b in boxes) >= 8  # pixels: 8-point labels at the figure's dpi
+    plt.close(fig)

@@ -1,0 +1,100 @@
+"""How far to trust a comparison: the fit, the levers' assumptions, what is not modelled.
+
+Read, not written by hand: the fit from the shipped ``calibration/fit_<preset>.csv``
+(moments met within two standard errors), the lever assumptions from the scenarios that
+were compared (``LEVER_ASSUMPTIONS``: lever arguments and model parameters whose values no
+source pins down), and ``NOT_MODELLED``, the list the docs show (``docs/report.md``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from experiments.i18n import Text
+from experiments.summary import N_
+from sim.config import Config
+
+CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "calibration"
+
+# Lever -> the effect sizes it rests on that are assumptions, as (where, name, what it means).
+# "lever": an argument of the lever in the scenario file; "config": a model parameter.
+LEVER_ASSUMPTIONS: dict[str, list[tuple[str, str, str]]] = {
+    "tp_funding": [("config", "behaviour.outcomes.resource_effect",
+                    N_("school years of learning per unit of extra resources per pupil"))],
+    "engagement": [
+        ("lever", "trust_gain", N_("how much more families trust a reached school")),
+        ("lever", "optout_reduction",
+         N_("how much less often local families look for another school")),
+        ("lever", "info_gain", N_("how much of their information gap on school choice "
+                                  "low-income and foreign-language families close a year")),
+    ],
+    "urban_renewal": [("lever", "amenity_gain", N_("how much more attractive renewed "
+                                                   "neighbourhoods become"))],
+}
+
+NOT_MODELLED = (
+    N_("Families who leave the city do not come back: returns are not modelled."),
+    N_("Housing prices and rents do not respond to demand; only urban renewal changes them."),
+    N_("Families arriving from elsewhere replace a fixed share of those who leave; the "
+       "policies do not change how many arrive or who they are."),
+    N_("One school network is modelled (Finnish-language by default); Swedish-language "
+       "schools and the families who choose them are outside it."),
+    N_("Teachers are not modelled one by one: teacher turnover is a rate that follows a "
+       "school's pupils and resources."),
+    N_("Learning is one number, school years ahead of or behind the grade norm; well-being, "
+       "health and later life are not modelled."),
+    N_("Only the levers' own costs are booked; savings elsewhere (for example in social "
+       "services) are not."),
+)
+
+
+def fit_file(preset: str) -> Path:
+    """The shipped fit of a city preset."""
+    return CALIBRATION_DIR / f"fit_{preset}.csv"
+
+
+def fit_statement(base: Config, t: Text) -> str:
+    """How well the model reproduces the city's observed figures (its shipped fit)."""
+    _ = t.gettext
+    path = fit_file(base.city.preset)
+    if not path.is_file():
+        return _("This city has no fit of its own: its behaviour parameters were fitted on "
+                 "another city, so its figures have not been checked against observations.")
+    fit = pd.read_csv(path)
+    fitted = fit[fit["role"] == "fitted"]
+    met = int(fitted["met"].sum())
+    text = _("The model was fitted to {n} observed figures of Helsinki (file {file}) and "
+             "reproduces {met} of them within two standard errors.").format(
+        n=len(fitted), file=f"calibration/{path.name}", met=met)
+    missed = fitted.loc[~fitted["met"].astype(bool), "moment"].tolist()
+    if missed:
+        text += " " + _("Not reproduced: {names}.").format(names=", ".join(missed))
+    return text
+
+
+def lever_assumptions(scenarios: dict[str, dict[str, Any]], base: Config,
+                      t: Text) -> list[str]:
+    """One line per assumed effect size that the compared scenarios' levers use."""
+    _ = t.gettext
+    lines, seen = [], set()
+    for scen in scenarios.values():
+        for spec in scen.get("levers", []):
+            for where, name, meaning in LEVER_ASSUMPTIONS.get(spec.get("lever"), []):
+                if where == "lever":
+                    value = spec.get(name)
+                else:
+                    value = base
+                    for part in name.split("."):
+                        value = getattr(value, part)
+                key = (spec["lever"], name, value)
+                if value is None or key in seen:
+                    continue
+                seen.add(key)
+                lines.append(_("{lever}: {name} = {value} ({meaning}) is an assumption, not "
+                               "a measured effect.").format(
+                    lever=spec["lever"], name=name, value=t.num(float(value), 2),
+                    meaning=_(meaning)))
+    return lines
