@@ -52,6 +52,20 @@ from sim.model import SegregationModel
 from sim.outputs import write_provenance
 
 log = logging.getLogger(__name__)
+USAGE = """\
+usage: python -m experiments.compare [key=value ...]
+
+Runs policy scenarios on the same city with the same replicate seeds (common random
+numbers) and writes effects.csv, replicates.parquet and report.html.
+
+main options:
+  scenarios='[baseline,tp_funding,engagement]'  baseline first; names or scenario files
+  replicates=8  years=20  horizons='[10,20]'     replicate seeds, years, report horizons
+  city=small|helsinki|from_files                 any model override applies to every scenario
+  evaluation.backend=joblib|serial|hydra          evaluation.n_jobs=0 (all cores)
+  evaluation.launcher=submitit_slurm              the hydra backend on a SLURM cluster
+  hydra.run.dir=out/cmp                           fixed folder: a re-run computes what is missing
+"""
 
 KEY_METRICS = (
     "seg_school_ses_H", "seg_school_lang_H", "seg_res_ses_H", "seg_res_lang_H",
@@ -315,4 +329,4 @@ def main(dcfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    entry(main)
+    entry(main, USAGE)
