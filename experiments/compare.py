@@ -39,6 +39,7 @@ from hydra.core.hydra_config import HydraConfig
 from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
+from tqdm import tqdm
 
 from experiments.cli import entry, user_errors
 from experiments.report import write_report
@@ -200,16 +201,20 @@ def settle(cfg: Config) -> None:
     SegregationModel(cfg, checkpoints=cfg.checkpoint_dir)
 
 
-def settle_replicates(base: Config, replicates: int, n_jobs: int) -> None:
+def settle_replicates(base: Config, replicates: int, n_jobs: int,
+                      progress: bool = True) -> None:
     """One settled state per replicate seed, in parallel, before any scenario runs.
 
     Every scenario of a replicate then restores its baseline twin's state, so the burn-in
-    runs once per replicate, not once per scenario and replicate.
+    runs once per replicate, not once per scenario and replicate. One progress bar.
     """
     if base.start != "settled" or not base.checkpoint_dir or base.burn_in_years == 0:
         return
-    Parallel(n_jobs=n_jobs)(delayed(settle)(replace(base, seed=base.seed + r))
-                            for r in range(replicates))
+    done = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+        delayed(settle)(replace(base, seed=base.seed + r)) for r in range(replicates))
+    for _ in tqdm(done, total=replicates, desc="settling cities", unit="city",
+                  disable=not progress):
+        pass
 
 
 def paired_effects(raw: pd.DataFrame, metrics: tuple[str, ...] = KEY_METRICS) -> pd.DataFrame:
@@ -284,7 +289,7 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
     tasks = [{"scenario": name, "seed": base.seed + r, "replicate": r}
              for name in scen_cfgs for r in range(opts["replicates"])]
     write_provenance(out_dir, as_dict(cfg))
-    settle_replicates(base, opts["replicates"], opts["evaluation"]["n_jobs"] or -1)
+    settle_replicates(base, opts["replicates"], opts["evaluation"]["n_jobs"] or -1, progress)
     study = evaluate(run_scenario_task, context, tasks, out_dir,
                      EvaluationConfig(**opts["evaluation"]), progress)
     return finish(study)
