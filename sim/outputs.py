@@ -109,9 +109,9 @@ def is_complete(run_dir: Path) -> bool:
 def temporary_places(units: pd.DataFrame, rule: str) -> list[dict]:
     """Schools that ran beyond their seats (``capacity > design_capacity``) in any year.
 
-    Logs a warning that names them; returns one record per school: its ids, its seats
-    (the register's with ``city=from_files``), the most temporary places it had and in how
-    many years.
+    Logs them (a warning with ``city.capacity_rule=hold``); returns one record per school:
+    its ids, its seats (the register's with ``city=from_files``), the most temporary places
+    it had and in how many years.
     """
     schools = units[units["kind"].str.startswith("school")]
     extra = schools.assign(extra=schools["capacity"] - schools["design_capacity"])
@@ -122,7 +122,10 @@ def temporary_places(units: pd.DataFrame, rule: str) -> list[dict]:
             for uid, g in over.groupby("unit_id", sort=True)]
     if rows:
         worst = sorted(rows, key=lambda r: -r["most_temporary_places"])
-        log.warning("temporary places beyond the seats (city.capacity_rule=%s) at %d schools: "
+        # Beyond register seats that were meant to hold, it is news; with the guarantee, a
+        # fact of the rule (both are shown on the terminal).
+        level = logging.WARNING if rule == "hold" else logging.INFO
+        log.log(level, "temporary places beyond the seats (city.capacity_rule=%s) at %d schools: "
                     "%s (summary.json temporary_places; units.parquet capacity - "
                     "design_capacity)", rule, len(rows), ", ".join(
                         f"{r['source_id']} {r['seats']} seats +{r['most_temporary_places']}"
