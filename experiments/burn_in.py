@@ -2,7 +2,7 @@
 
 Runs the model from the freshly generated city (``start=fresh``) for ``years`` years on
 ``seeds`` replicate seeds and applies the convergence rule the default ``burn_in_years``
-rests on (README, "A settled start"):
+rests on (docs/settled.md):
 
     the burn-in is the first year t after which the 5-year moving average of the
     replicate mean of every key index stays within 5% of its long-run mean (the mean of

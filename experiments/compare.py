@@ -147,7 +147,7 @@ def load_scenario(path: Path) -> dict[str, Any]:
     missing = [k for k in SCENARIO_KEYS if k not in data]
     if missing:
         raise ValueError(f"{', '.join(missing)} missing; expected a mapping with "
-                         f"{', '.join(SCENARIO_KEYS)} (README, Writing a scenario)")
+                         f"{', '.join(SCENARIO_KEYS)} (docs/strategy.md, Writing a scenario)")
     return data
 
 

@@ -53,7 +53,7 @@ class CityConfig:
     """
 
     preset: str = "small"
-    # Real-geography input files (preset from_files; README "Real geography"). Empty: unused.
+    # Real-geography input files (preset from_files; docs/geography.md). Empty: unused.
     grid: str = ""  # population grid, CSV or GeoPackage (Statistics Finland 250 m style)
     catchments_lower: str = ""  # grades 1-6 catchment polygons, GeoJSON or GeoPackage
     catchments_upper: str = ""  # grades 7-9 catchment polygons
@@ -314,7 +314,7 @@ class Config:
     # levers off run before year 0, so that year 0 is a city that has sorted itself
     # ("today"); "fresh": year 0 is the generated city (studies of the transient).
     start: str = "settled"
-    # Years before year 0. Chosen by the convergence rule in README ("A settled start"):
+    # Years before year 0. Chosen by the convergence rule in docs/settled.md:
     # every key index within 5% of its long-run mean: 34 years on city=helsinki, 30-35 for
     # the small city's status indices (shipped fits); 60 leaves a margin.
     burn_in_years: int = 60
