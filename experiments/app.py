@@ -26,8 +26,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import solara
-from mesa.visualization import SolaraViz, solara_viz
+from experiments.cli import refuse
+
+try:
+    import solara
+    from mesa.visualization import SolaraViz, solara_viz
+except ModuleNotFoundError as missing:  # the optional extra: one line, not a traceback
+    refuse(f"the dashboard needs the optional extra app ({missing.name} is not installed): "
+           "pip install -e '.[app]'")
 
 from experiments.compare import available_scenarios
 from experiments.twin import CATCHMENT_CHOICES, CUSTOM, TwinModel

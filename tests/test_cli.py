@@ -163,3 +163,14 @@ def test_report_commands_say_what_they_wrote(tmp_path: Path, caplog) -> None:
         with caplog.at_level("INFO"):
             fn(copy)
         assert "updated" in caplog.text and copy.read_text() == shipped
+
+
+def test_dashboard_without_its_extra_says_which_to_install() -> None:
+    # A lean install (pip install -e .) has no solara: one line naming the extra, exit 2.
+    code = ("import runpy, sys; sys.modules['solara'] = None; sys.argv[1:] = ['--help']; "
+            "runpy.run_module('experiments.app', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == EXIT_USER_ERROR
+    assert proc.stderr == ("error: the dashboard needs the optional extra app (solara is not "
+                           "installed): pip install -e '.[app]'\n")
