@@ -1,11 +1,11 @@
 """Family agent: a household with 1-3 children aged 0-15.
 
 Thousands of families arrive and leave every year. ``Family.join`` and ``Family.leave``
-register and deregister them with the model in one pass per batch instead of one Mesa call
-per family: the same bookkeeping as ``Agent.__init__`` / ``Agent.remove`` (unique ids from
-the model's counter, the model's agent set and the per-type set), at a fraction of the
-cost. When anything listens to Mesa's agent signals, or a Mesa data registry tracks
-families, they fall back to the per-agent calls, so every signal is still sent.
+register and deregister them with the model in one pass per batch (``agents.mesa_bulk``)
+instead of one Mesa call per family: the same bookkeeping as ``Agent.__init__`` /
+``Agent.remove`` at a fraction of the cost. When anything listens to Mesa's agent signals,
+or a Mesa data registry tracks families, they fall back to the per-agent calls, so every
+signal is still sent.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Self
 
 import mesa
 import numpy as np
-from mesa.agentset import _HardKeyAgentSet
-from mesa.model import ModelSignals
+
+from agents import mesa_bulk
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
@@ -34,16 +34,12 @@ class Family(mesa.Agent):
         super().__init__(model)
         self.slot = int(slot)
 
-    @staticmethod
-    def _observed(model: mesa.Model, signal: ModelSignals) -> bool:
-        return bool(Family._datasets) or model._has_subscribers("agents", signal)
-
     @classmethod
     def join(cls, model: SegregationModel, slots: np.ndarray) -> list[Self]:
         """Create and register the agents of families at ``slots`` (in order)."""
-        if cls._observed(model, ModelSignals.AGENT_ADDED):
+        if mesa_bulk.observed(model, cls, mesa_bulk.ADDED):
             return [cls(model, int(s)) for s in slots]
-        first = model.agent_id_counter
+        first = mesa_bulk.reserve_ids(model, len(slots))
         agents = []
         for uid, slot in enumerate(slots.tolist(), start=first):
             agent = cls.__new__(cls)
@@ -53,25 +49,17 @@ class Family(mesa.Agent):
             # (CPython 3.12): twice the allocations and time.
             agent.model, agent.unique_id, agent.pos, agent.slot = model, uid, None, slot
             agents.append(agent)
-        model.agent_id_counter = first + len(agents)
-        batch = dict.fromkeys(agents)
-        model._all_agents._agents.update(batch)
-        if cls in model._agents_by_type:
-            model._agents_by_type[cls]._agents.update(batch)
-        elif agents:
-            model._agents_by_type[cls] = _HardKeyAgentSet(agents, random=model.random)
+        mesa_bulk.add(model, cls, agents)
         return agents
 
     @classmethod
     def leave(cls, model: SegregationModel, agents: list[Self]) -> None:
         """Deregister the agents of families that leave the model."""
-        if cls._observed(model, ModelSignals.AGENT_REMOVED):
+        if mesa_bulk.observed(model, cls, mesa_bulk.REMOVED):
             for agent in agents:
                 agent.remove()
             return
-        every, mine = model._all_agents._agents, model._agents_by_type[cls]._agents
-        for agent in agents:
-            del every[agent], mine[agent]
+        mesa_bulk.remove(model, cls, agents)
 
     @property
     def ses(self) -> int:

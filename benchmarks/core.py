@@ -7,7 +7,7 @@ Prints one JSON line:
   second of the run;
 * ``phases``: seconds per simulated year in each phase of ``sim.model.YEAR``, and
   ``mesa_bookkeeping_share``: the share of a year spent creating and removing Mesa family
-  agents;
+  agents (``--mesa-public``: through Mesa's per-agent calls instead of ``agents.mesa_bulk``);
 * ``threads``: the same run with ``threads=2`` (numba's parallel kernels), its wall time
   and speed-up;
 * ``jit_compile_s``: compile time of all kernels, measured with an empty numba cache;
@@ -37,6 +37,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="numba-bench-")
 
 from mesa.examples.basic.schelling.model import Schelling, SchellingScenario  # noqa: E402
 
+from agents import mesa_bulk  # noqa: E402
 from sim.config import load_config  # noqa: E402
 from sim.model import YEAR, SegregationModel  # noqa: E402
 
@@ -113,7 +114,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sizes", default="0.25,0.5,1.0", help="fractions for the scaling runs")
     ap.add_argument("--scaling-years", type=int, default=10)
+    ap.add_argument("--mesa-public", action="store_true",
+                    help="register families through Mesa's per-agent public API "
+                    "(Agent.__init__, Agent.remove) instead of agents.mesa_bulk")
     args = ap.parse_args()
+    if args.mesa_public:
+        mesa_bulk.observed = lambda *_: True  # as if a signal subscriber were listening
 
     tiny = scaled(args.preset, 0.02, 1, args.seed)
     t0 = time.perf_counter()
@@ -147,7 +153,7 @@ def main() -> None:
     schelling = schelling_rate()
 
     print(json.dumps({
-        "preset": args.preset, "years": args.years,
+        "preset": args.preset, "years": args.years, "mesa_public": args.mesa_public,
         "family_years_per_s": round(fyps), "run_s": round(main_run["run_s"], 2),
         "init_s": round(main_run["init_s"], 2), "phases_s_per_year": per_year,
         "mesa_bookkeeping_share": round(clocked["phases"]["mesa"] / clocked["years"] / year_s,

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -159,15 +160,45 @@ class Problem:
         return loss([m for m in self.moments if m.name in self.fitted], sims)
 
 
+@dataclass
+class TrialLog:
+    """Optuna callback: one short line per finished trial, the full record in a file.
+
+    The short line (``trial 12: loss 31.2; best 24.8 (trial 7)``) goes to this module's
+    logger; the full record (number, state, loss, parameters, seconds, simulated moments)
+    is appended to ``path`` as one JSON line, from any worker process.
+    """
+
+    path: Path | None
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Log the trial that just finished."""
+        best = study.best_trial if n_finished(study) else None
+        log.info("trial %d: %s; best %s", trial.number,
+                 f"loss {trial.value:.4g}" if trial.value is not None else trial.state.name,
+                 f"{best.value:.4g} (trial {best.number})" if best else "none yet")
+        if self.path is None:
+            return
+        seconds = (trial.duration.total_seconds() if trial.duration is not None else None)
+        record = {"trial": trial.number, "state": trial.state.name, "loss": trial.value,
+                  "params": trial.params, "seconds": seconds, **trial.user_attrs}
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
 def _worker(problem: Problem, storage_path: str, study_name: str, n_trials: int,
-            sampler_seed: int) -> None:
+            sampler_seed: int, trial_log: Path | None = None, own_process: bool = False) -> None:
+    if own_process:  # a worker process has no logging set up: the trial lines go to stderr
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("MESA").setLevel(logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its line per trial: TrialLog's
     study = optuna.load_study(study_name=study_name, storage=storage_for(Path(storage_path)),
                               sampler=optuna.samplers.TPESampler(seed=sampler_seed,
                                                                  n_startup_trials=8))
     cb = optuna.study.MaxTrialsCallback(n_trials, states=(optuna.trial.TrialState.COMPLETE,))
     if n_finished(study) < n_trials:
-        study.optimize(problem.objective, callbacks=[cb], gc_after_trial=False)
+        study.optimize(problem.objective, callbacks=[cb, TrialLog(trial_log)],
+                       gc_after_trial=False)
 
 
 def n_finished(study: optuna.Study) -> int:
@@ -177,7 +208,7 @@ def n_finished(study: optuna.Study) -> int:
 
 def run_study(problem: Problem, storage_path: Path, study_name: str, n_trials: int,
               n_workers: int = 1, start: dict[str, float] | None = None,
-              sampler_seed: int = 0) -> optuna.Study:
+              sampler_seed: int = 0, trial_log: Path | None = None) -> optuna.Study:
     """Create or resume a study and run it until ``n_trials`` trials have finished.
 
     Args:
@@ -188,10 +219,12 @@ def run_study(problem: Problem, storage_path: Path, study_name: str, n_trials: i
         n_workers: Worker processes sharing the storage.
         start: A first candidate (enqueued once, when the study is new).
         sampler_seed: Seed of each worker's TPE sampler (worker k adds k).
+        trial_log: File that receives the full record of every trial (``TrialLog``).
 
     Returns:
         The study.
     """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its line per trial: TrialLog's
     storage = storage_for(storage_path)
     study = optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
                                 load_if_exists=True)
@@ -201,11 +234,11 @@ def run_study(problem: Problem, storage_path: Path, study_name: str, n_trials: i
     if done:
         log.info("resuming study %s: %d of %d trials finished", study_name, done, n_trials)
     if n_workers <= 1:
-        _worker(problem, str(storage_path), study_name, n_trials, sampler_seed)
+        _worker(problem, str(storage_path), study_name, n_trials, sampler_seed, trial_log)
     else:
         Parallel(n_jobs=n_workers)(
             delayed(_worker)(problem, str(storage_path), study_name, n_trials,
-                             sampler_seed + k) for k in range(n_workers))
+                             sampler_seed + k, trial_log, True) for k in range(n_workers))
     return optuna.load_study(study_name=study_name, storage=storage)
 
 

@@ -35,8 +35,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import solara
-import solara.lab
+
+from experiments.cli import refuse
+
+try:
+    import solara
+    import solara.lab
+except ModuleNotFoundError as missing:  # the optional extra: one line, not a traceback
+    refuse(f"the dashboard needs the optional extra app ({missing.name} is not installed): "
+           "pip install -e '.[app]'")
 
 from experiments.compare import available_scenarios
 from experiments.i18n import LANGUAGES, Text, check_language, default_language

@@ -2,7 +2,7 @@
 
 Runs the model from the freshly generated city (``start=fresh``) for ``years`` years on
 ``seeds`` replicate seeds and applies the convergence rule the default ``burn_in_years``
-rests on (README, "A settled start"):
+rests on (docs/settled.md):
 
     the burn-in is the first year t after which the 5-year moving average of the
     replicate mean of every key index stays within 5% of its long-run mean (the mean of
@@ -24,11 +24,21 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from experiments.cli import split_options
+from experiments.cli import key_value_command, split_options
 from sim.config import Config, load_config
 from sim.model import SegregationModel
 
 log = logging.getLogger(__name__)
+USAGE = """\
+usage: python -m experiments.burn_in [key=value ...]
+
+Runs the generated city (start=fresh) on replicate seeds and applies the convergence rule
+that chose the default burn_in_years; writes burn_in.csv.
+
+main options:
+  city=small|helsinki  seeds=3  years=100  out=outputs/burn_in_<preset>
+  any other key=value is a model override
+"""
 
 KEY_INDICES = ("seg_res_ses_H", "seg_school_ses_H", "seg_res_lang_H", "seg_school_lang_H",
                "seg_daycare_ses_H", "local_school_share_g1", "pupil_foreign_share",
@@ -86,9 +96,8 @@ def settle_year(runs: pd.DataFrame) -> tuple[int, pd.DataFrame]:
     return year, table
 
 
-def main(argv: list[str]) -> None:
+def study(argv: list[str]) -> None:
     """Run the seeds, apply the rule, write ``burn_in.csv``."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     opts, overrides = split_options(argv, {"seeds": "3", "years": "100", "out": ""})
     cfg = load_config(overrides)
     out = Path(opts["out"] or f"outputs/burn_in_{cfg.city.preset}")
@@ -109,6 +118,11 @@ def main(argv: list[str]) -> None:
     pd.concat(rows).to_csv(out / "burn_in.csv", index=False)
     log.info("burn-in by the rule: %d years (%s, %s seeds, %s years) -> %s",
              max(found.values()), cfg.city.preset, opts["seeds"], opts["years"], out)
+
+
+def main(argv: list[str]) -> None:
+    """Entry point (``--help`` for the usage)."""
+    key_value_command(argv, study, None, USAGE)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ weights), ``posterior_summary.csv`` (per parameter: weighted mean, median, 5% an
 quantiles, prior interval), ``epsilons.csv`` (threshold, acceptance and effective sample
 size per generation) and the marginal posteriors and thresholds.
 
-``python -m experiments.calibrate report`` rewrites the README's calibration table from the
-shipped ``calibration/fit_<preset>.csv`` files.
+``python -m experiments.calibrate report`` rewrites the calibration table of
+``docs/calibration.md`` (between its markers) from the shipped ``calibration/fit_<preset>.csv``
+files and says what it wrote.
 """
 
 from __future__ import annotations
@@ -59,19 +60,32 @@ import pandas as pd  # noqa: E402
 
 from calibration import fit  # noqa: E402
 from calibration.moments import horizon_of, load_targets  # noqa: E402
-from experiments.cli import is_yes, key_value_command, split_options  # noqa: E402
+from experiments.cli import is_yes, key_value_command, split_options, write_docs_table  # noqa: E402
 from sim.config import CONF_DIR, Config  # noqa: E402
-from sim.io import atomic_write, replace_marked, write_text  # noqa: E402
+from sim.io import atomic_write, write_text  # noqa: E402
 
 log = logging.getLogger(__name__)
 ROOT = CONF_DIR.parent
-README = ROOT / "README.md"
+DOCS_PAGE = ROOT / "docs" / "calibration.md"  # where ``report`` writes the status table
 TABLE_START, TABLE_END = "<!-- calibration-table:start -->", "<!-- calibration-table:end -->"
 OPTIONS = {"method": "optuna", "preset": "small", "trials": "40", "workers": "1",
            "population": "20", "generations": "4", "min_epsilon": "0", "replicates": "2",
            "seed": "1", "storage": "", "study": "", "holdout": "", "profile": "0", "out": "",
            "ship": "false"}
 METHODS = ("optuna", "abc")
+USAGE = """\
+usage: python -m experiments.calibrate [key=value ...]
+       python -m experiments.calibrate report
+
+Fits calibration/parameters.yaml to the moments of calibration/targets.yaml (Optuna, or
+ABC-SMC with method=abc); report rewrites the status table of docs/calibration.md.
+
+main options:
+  preset=small|helsinki  trials=40  workers=1  replicates=2  seed=1
+  method=optuna|abc      population=20  generations=4  (abc)
+  storage=<out>/study.db  out=outputs/calibration/<preset>  ship=false (also write the
+  shipped fit)  holdout=a,b  profile=0;  any other key=value is a model override
+"""
 MISSING_ABC = "method=abc needs the optional extra: pip install -e '.[abc]'"
 
 
@@ -85,10 +99,10 @@ class Found:
     note: str  # the method's part of the closing log line
 
 
-def keys_note(preset: str) -> str:
-    """The end of the fitted file's header: where the fit is, what the file leaves out."""
-    return (f"Fit per moment: calibration/fit_{preset}.csv. Keys not listed keep their "
-            "cited defaults (sim/config.py).\n")
+def keys_note(fit_csv: str) -> str:
+    """The end of the fitted file's header: the fit it came with, what the file leaves out."""
+    return (f"# Fit per moment: {fit_csv}. Keys not listed keep their cited defaults "
+            "(sim/config.py).\n")
 
 
 def fit_figures(table: pd.DataFrame, prof: pd.DataFrame, out: Path) -> None:
@@ -214,8 +228,10 @@ def optuna_fit(problem: fit.Problem, base: Config, opts: dict[str, str], out: Pa
     start = {p.key: float(fit.OmegaConf.select(fit.OmegaConf.create(fit.as_dict(base)), p.key))
              for p in problem.params}
     storage = Path(opts["storage"] or out / "study.db")
+    out.mkdir(parents=True, exist_ok=True)
     study = fit.run_study(problem, storage, opts["study"] or f"calibrate_{preset}",
-                          int(opts["trials"]), int(opts["workers"]), start=start)
+                          int(opts["trials"]), int(opts["workers"]), start=start,
+                          trial_log=out / "trials.log")
     # The fitted file lists the base behaviour too: it must be the one the trials ran on.
     stored = study.user_attrs.get("base_behaviour")
     now = fit.as_dict(base)["behaviour"]
@@ -230,8 +246,7 @@ def optuna_fit(problem: fit.Problem, base: Config, opts: dict[str, str], out: Pa
     trial_figures(trials, out / "figures")
     header = (f"# Fitted by python -m experiments.calibrate preset={preset} "
               f"trials={opts['trials']} replicates={opts['replicates']}; best loss "
-              f"{study.best_value:.3g} (trial {study.best_trial.number}).\n# "
-              + keys_note(preset))
+              f"{study.best_value:.3g} (trial {study.best_trial.number}).\n")
     return Found(study.best_params, fit.best_sims(study), header,
                  f"{len(trials)} trials, best loss {study.best_value:.3g}")
 
@@ -264,8 +279,7 @@ def abc_fit(abc_smc: ModuleType, problem: fit.Problem, opts: dict[str, str],
               f"generations={settings.generations} replicates={opts['replicates']}; "
               f"final epsilon {last['epsilon']:.3g} (square root of the loss) in generation "
               f"{int(last['generation'])}, {history.total_nr_simulations} simulated "
-              "candidates.\n# Posterior: posterior_summary.csv of the calibration. "
-              + keys_note(problem.preset))
+              "candidates.\n# Posterior: posterior_summary.csv of the calibration.\n")
     return Found(point, sims, header,
                  f"ABC-SMC, {len(eps)} generations of {settings.population} particles, "
                  f"{history.total_nr_simulations} simulated candidates, final epsilon "
@@ -290,22 +304,26 @@ def calibrate(argv: list[str]) -> Path:
     prof = (fit.profile(problem, found.point, int(opts["profile"])) if int(opts["profile"])
             else pd.DataFrame(columns=["parameter", "value", "loss", "best"]))
     out.mkdir(parents=True, exist_ok=True)
-    yaml_text = fit.behaviour_yaml(base, found.point, found.header)
-    write_text(yaml_text, out / f"calibrated_{preset}.yaml")
+    note = keys_note("fit.csv beside this file")  # the fit this file came with
+    write_text(fit.behaviour_yaml(base, found.point, found.header + note),
+               out / f"calibrated_{preset}.yaml")
     for name, df in (("fit", table), ("profile", prof)):
         atomic_write(out / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False))
     fit_figures(table, prof, out / "figures")
     if is_yes(opts["ship"]):
-        write_text(yaml_text, CONF_DIR / "behaviour" / f"calibrated_{preset}.yaml")
-        atomic_write(ROOT / "calibration" / f"fit_{preset}.csv",
-                     lambda p: table.to_csv(p, index=False))
+        shipped_fit = Path("calibration") / f"fit_{preset}.csv"
+        note = keys_note(shipped_fit.as_posix())
+        write_text(fit.behaviour_yaml(base, found.point, found.header + note),
+                   CONF_DIR / "behaviour" / f"calibrated_{preset}.yaml")
+        atomic_write(ROOT / shipped_fit, lambda p: table.to_csv(p, index=False))
+        log.info("shipped: conf/behaviour/calibrated_%s.yaml and %s", preset, shipped_fit)
     log.info("calibration of %s: %s, %d of %d moments met; %.0f s this session -> %s",
              preset, found.note, int(table["met"].sum()), len(table), wall, out)
     return out
 
 
-def readme_table() -> str:
-    """The README's calibration table, from the shipped ``calibration/fit_<preset>.csv``."""
+def status_table() -> str:
+    """The docs' calibration table, from the shipped ``calibration/fit_<preset>.csv``."""
     fits = {p: pd.read_csv(ROOT / "calibration" / f"fit_{p}.csv")
             for p in ("small", "helsinki") if (ROOT / "calibration" / f"fit_{p}.csv").exists()}
     if not fits:
@@ -329,15 +347,15 @@ def readme_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_readme_table(readme: Path = README) -> None:
-    """Replace the README section between the calibration-table markers."""
-    replace_marked(readme, TABLE_START, TABLE_END, readme_table())
-    log.info("README calibration table rewritten")
+def write_status_table(page: Path = DOCS_PAGE) -> None:
+    """Replace the section between the calibration-table markers of ``page``; say so."""
+    write_docs_table(page, (TABLE_START, TABLE_END), status_table(),
+                     "calibration/fit_<preset>.csv")
 
 
 def main(argv: list[str]) -> None:
-    """Entry point: calibrate, or ``report`` to regenerate the README table."""
-    key_value_command(argv, calibrate, write_readme_table)
+    """Entry point: calibrate, or ``report`` to regenerate the docs' status table."""
+    key_value_command(argv, calibrate, write_status_table, USAGE)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,8 +37,10 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from sim.config import one_line
+from sim.io import replace_marked
 from sim.outputs import remove_if_empty
 
+log = logging.getLogger(__name__)
 EXIT_USER_ERROR = 2
 USER_ERRORS = (ValueError, HydraException, OmegaConfBaseException, yaml.YAMLError)
 
@@ -71,8 +74,29 @@ def user_errors(run_dir: Path, sweep: bool = False) -> Iterator[None]:
         raise
 
 
-def entry(main: Callable[[], Any]) -> None:
-    """Run a ``@hydra.main`` function so that Hydra's own input errors are one line too."""
+HELP_FLAGS = ("--help", "-h")
+
+
+def wants_help(argv: list[str]) -> bool:
+    """Whether the arguments ask for the command's help (``--help`` or ``-h``)."""
+    return any(arg in HELP_FLAGS for arg in argv)
+
+
+def print_usage(usage: str) -> None:
+    """Print a command's usage (its first lines of ``--help``) on stdout."""
+    print(textwrap.dedent(usage).strip() + "\n")  # the command's own output
+
+
+def entry(main: Callable[[], Any], usage: str) -> None:
+    """Run a ``@hydra.main`` function so that Hydra's own input errors are one line too.
+
+    Args:
+        main: The Hydra entry.
+        usage: What ``--help`` prints first (usage and main options), before Hydra lists
+            the config groups and the config (``conf/hydra/help/command.yaml``).
+    """
+    if wants_help(sys.argv[1:]):
+        print_usage(usage)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing and exit(1)
     try:
         main()
@@ -106,18 +130,37 @@ def is_yes(value: str) -> bool:
 
 
 def key_value_command(argv: list[str], run: Callable[[list[str]], Any],
-                      report: Callable[[], None]) -> None:
-    """Entry of a ``key=value`` command with a ``report`` subcommand (calibrate, levels).
+                      report: Callable[[], None] | None, usage: str) -> None:
+    """Entry of a ``key=value`` command (calibrate, levels, burn_in).
 
-    Logs at INFO (Mesa's per-step lines off), runs ``report()`` for ``argv == ["report"]``
-    and ``run(argv)`` otherwise; a ``ValueError`` ends the command through ``refuse``.
+    Prints ``usage`` for ``--help`` or ``-h``; logs at INFO (Mesa's per-step lines off),
+    runs ``report()`` for ``argv == ["report"]`` (commands that have one) and ``run(argv)``
+    otherwise; a ``ValueError`` ends the command through ``refuse``.
     """
+    if wants_help(argv):
+        print_usage(usage)
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("MESA").setLevel(logging.WARNING)
     try:
-        if argv[:1] == ["report"]:
+        if report is not None and argv[:1] == ["report"]:
             report()
         else:
             run(argv)
     except ValueError as exc:
         refuse(exc)
+
+
+def write_docs_table(page: Path, markers: tuple[str, str], table: str, source: str) -> None:
+    """Write a generated Markdown table between its markers on a docs page, and say so.
+
+    Args:
+        page: The docs page (``docs/*.md``).
+        markers: Its start and end marker lines.
+        table: The table, one row per line.
+        source: The files the table was made from, for the message.
+    """
+    changed = replace_marked(page, *markers, table)
+    log.info("wrote the table from %s (%d rows) to %s, between %s and %s: %s", source,
+             max(table.count("\n") - 2, 0), page, *markers,
+             "updated" if changed else "unchanged")

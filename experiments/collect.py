@@ -27,13 +27,15 @@ from sim.evaluation import MANIFEST, Study, load
 from sim.io import write_parquet
 
 log = logging.getLogger(__name__)
+OUTPUT = "collected.parquet"
 
 
 def sweep_jobs(sweep_dir: Path) -> list[frozenset[str]]:
     """The jobs a Hydra sweep asked for, as sets of ``key=value`` overrides (``multirun.yaml``)."""
-    choices = [[f"{o.get_key_element()}={v}" for v in (
+    by_key = {o.get_key_element(): [f"{o.get_key_element()}={v}" for v in (
         o.sweep_string_iterator() if o.is_sweep_override() else [o.get_value_element_as_str()])]
-        for o in sweep_overrides(sweep_dir)]
+        for o in sweep_overrides(sweep_dir)}  # a key given twice: the last one holds, as in Hydra
+    choices = list(by_key.values())
     return [frozenset(job) for job in itertools.product(*choices)] if choices else []
 
 
@@ -58,7 +60,8 @@ def collect_sweep(sweep_dir: Path) -> tuple[pd.DataFrame, list[str]]:
                        axis=1)
         frames.append(df)
         done.add(frozenset(summary["overrides"]))
-    for run in sorted(p.parent for p in sweep_dir.rglob("*.parquet")):
+    own = sweep_dir / OUTPUT  # this command's earlier table is no unfinished run
+    for run in sorted({p.parent for p in sweep_dir.rglob("*.parquet") if p != own}):
         if not (run / "summary.json").exists():
             problems.append(f"unfinished run folder: {run.relative_to(sweep_dir)}")
     problems += [f"missing job: {','.join(sorted(job))}" for job in sweep_jobs(sweep_dir)
@@ -80,8 +83,8 @@ def collect(folder: Path) -> int:
     """Collect one folder; prints what is missing; returns the exit status."""
     if (folder / MANIFEST).exists():
         study = load(folder)
-        write_parquet(study_table(study), folder / "collected.parquet")
-        log.info("table written to %s", (folder / "collected.parquet").resolve())
+        write_parquet(study_table(study), folder / OUTPUT)
+        log.info("table written to %s", (folder / OUTPUT).resolve())
         log.info("%s", study.summary())
         for chunk, error in study.errors().items():
             log.info("  %s: %s", chunk, error)
@@ -97,8 +100,8 @@ def collect(folder: Path) -> int:
         print(f"error: {folder} holds no study (evaluation.json) and no runs (summary.json)",
               file=sys.stderr)
         return 2
-    write_parquet(table, folder / "collected.parquet")
-    log.info("table written to %s", (folder / "collected.parquet").resolve())
+    write_parquet(table, folder / OUTPUT)
+    log.info("table written to %s", (folder / OUTPUT).resolve())
     n_runs = table["run"].nunique() if not table.empty else 0
     log.info("%d finished runs%s", n_runs, f"; {len(problems)} problems:" if problems else "")
     for p in problems:
@@ -108,7 +111,8 @@ def collect(folder: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.collect",
+                                     description=__doc__.split("\n", 1)[0])
     parser.add_argument("folder", type=Path, help="sweep, comparison or sensitivity folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)

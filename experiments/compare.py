@@ -39,6 +39,7 @@ from hydra.core.hydra_config import HydraConfig
 from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
+from tqdm import tqdm
 
 from experiments.cli import entry, user_errors
 from experiments.i18n import Text, check_language, default_language
@@ -54,6 +55,20 @@ from sim.model import SegregationModel
 from sim.outputs import write_provenance
 
 log = logging.getLogger(__name__)
+USAGE = """\
+usage: python -m experiments.compare [key=value ...]
+
+Runs policy scenarios on the same city with the same replicate seeds (common random
+numbers) and writes effects.csv, replicates.parquet and report.html.
+
+main options:
+  scenarios='[baseline,tp_funding,engagement]'  baseline first; names or scenario files
+  replicates=8  years=20  horizons='[10,20]'     replicate seeds, years, report horizons
+  city=small|helsinki|from_files                 any model override applies to every scenario
+  evaluation.backend=joblib|serial|hydra          evaluation.n_jobs=0 (all cores)
+  evaluation.launcher=submitit_slurm              the hydra backend on a SLURM cluster
+  hydra.run.dir=out/cmp                           fixed folder: a re-run computes what is missing
+"""
 
 KEY_METRICS = (
     "seg_school_ses_H", "seg_school_lang_H", "seg_res_ses_H", "seg_res_lang_H",
@@ -142,7 +157,7 @@ def load_scenario(path: Path) -> dict[str, Any]:
     missing = [k for k in SCENARIO_KEYS if k not in data]
     if missing:
         raise ValueError(f"{', '.join(missing)} missing; expected a mapping with "
-                         f"{', '.join(SCENARIO_KEYS)} (README, Writing a scenario)")
+                         f"{', '.join(SCENARIO_KEYS)} (docs/strategy.md, Writing a scenario)")
     return data
 
 
@@ -197,16 +212,20 @@ def settle(cfg: Config) -> None:
     SegregationModel(cfg, checkpoints=cfg.checkpoint_dir)
 
 
-def settle_replicates(base: Config, replicates: int, n_jobs: int) -> None:
+def settle_replicates(base: Config, replicates: int, n_jobs: int,
+                      progress: bool = True) -> None:
     """One settled state per replicate seed, in parallel, before any scenario runs.
 
     Every scenario of a replicate then restores its baseline twin's state, so the burn-in
-    runs once per replicate, not once per scenario and replicate.
+    runs once per replicate, not once per scenario and replicate. One progress bar.
     """
     if base.start != "settled" or not base.checkpoint_dir or base.burn_in_years == 0:
         return
-    Parallel(n_jobs=n_jobs)(delayed(settle)(replace(base, seed=base.seed + r))
-                            for r in range(replicates))
+    done = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+        delayed(settle)(replace(base, seed=base.seed + r)) for r in range(replicates))
+    for _ in tqdm(done, total=replicates, desc="settling cities", unit="city",
+                  disable=not progress):
+        pass
 
 
 def paired_effects(raw: pd.DataFrame, metrics: tuple[str, ...] = KEY_METRICS) -> pd.DataFrame:
@@ -299,7 +318,7 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
     tasks = [{"scenario": name, "seed": base.seed + r, "replicate": r}
              for name in scen_cfgs for r in range(opts["replicates"])]
     write_provenance(out_dir, as_dict(cfg))
-    settle_replicates(base, opts["replicates"], opts["evaluation"]["n_jobs"] or -1)
+    settle_replicates(base, opts["replicates"], opts["evaluation"]["n_jobs"] or -1, progress)
     study = evaluate(run_scenario_task, context, tasks, out_dir,
                      EvaluationConfig(**opts["evaluation"]), progress)
     return finish(study)
@@ -357,4 +376,4 @@ def main(dcfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    entry(main)
+    entry(main, USAGE)

@@ -25,7 +25,8 @@ settled (``start=settled``) and run for ``years`` years; the table averages year
 ``city=helsinki``): ``seeds`` (4), ``years`` (10), ``backend`` (joblib) and ``n_jobs`` (0:
 all cores), ``out`` (``outputs/levels_<preset>``), ``ship`` (false: true also writes
 ``calibration/levels_<preset>.csv``). ``python -m experiments.levels report`` rewrites the
-README's levels table from the shipped files.
+levels table of ``docs/levels.md`` (between its markers) from the shipped files and says
+what it wrote.
 
 Writes ``levels.csv`` (per measure: mean, 95% t-interval over seeds, Amsterdam value),
 ``runs.parquet`` (per world, seed and year), ``config.yaml``, ``provenance.json`` and
@@ -46,18 +47,30 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from experiments.cli import is_yes, key_value_command, split_options  # noqa: E402
+from experiments.cli import is_yes, key_value_command, split_options, write_docs_table  # noqa: E402
 from experiments.tasks import run_scenario_task  # noqa: E402
 from sim.config import CONF_DIR, Config, as_dict, load_config  # noqa: E402
 from sim.evaluation import EvaluationConfig, evaluate  # noqa: E402
 from sim.evaluation import check as check_evaluation  # noqa: E402
-from sim.io import atomic_write, replace_marked, write_parquet  # noqa: E402
+from sim.io import atomic_write, write_parquet  # noqa: E402
 from sim.outputs import write_provenance  # noqa: E402
 
 log = logging.getLogger(__name__)
 ROOT = CONF_DIR.parent
-README = ROOT / "README.md"
+DOCS_PAGE = ROOT / "docs" / "levels.md"  # where ``report`` writes the levels table
 MARKERS = ("<!-- levels-table:start -->", "<!-- levels-table:end -->")
+USAGE = """\
+usage: python -m experiments.levels [key=value ...]
+       python -m experiments.levels report
+
+Settles and runs the city with school choice and without it (paired by seed) and reports
+segregation levels and the excess school segregation; report rewrites docs/levels.md's table.
+
+main options:
+  city=small|helsinki  seeds=4  years=10  backend=joblib|serial  n_jobs=0 (all cores)
+  out=outputs/levels_<preset>  ship=false (also write calibration/levels_<preset>.csv)
+  any other key=value is a model override
+"""
 OPTIONS = {"seeds": "4", "years": "10", "backend": "joblib", "n_jobs": "0", "out": "",
            "ship": "false"}
 WORLDS = {"choice": {}, "choice_off": {"behaviour.school.enabled": False}}
@@ -168,8 +181,8 @@ def levels(argv: list[str]) -> Path:
     return out
 
 
-def readme_table() -> str:
-    """The README's levels table, from the shipped ``calibration/levels_<preset>.csv``."""
+def levels_table() -> str:
+    """The docs' levels table, from the shipped ``calibration/levels_<preset>.csv``."""
     files = {p: ROOT / "calibration" / f"levels_{p}.csv" for p in ("small", "helsinki")}
     tables = {p: pd.read_csv(f) for p, f in files.items() if f.exists()}
     if not tables:
@@ -185,15 +198,14 @@ def readme_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def report() -> None:
-    """Rewrite the README's levels table from the shipped files."""
-    replace_marked(README, *MARKERS, readme_table())
-    log.info("README levels table rewritten")
+def report(page: Path = DOCS_PAGE) -> None:
+    """Rewrite the levels table of ``page`` from the shipped files; say so."""
+    write_docs_table(page, MARKERS, levels_table(), "calibration/levels_<preset>.csv")
 
 
 def main(argv: list[str]) -> None:
-    """Entry point: the study, or ``report`` to regenerate the README table."""
-    key_value_command(argv, levels, report)
+    """Entry point: the study, or ``report`` to regenerate the docs' levels table."""
+    key_value_command(argv, levels, report, USAGE)
 
 
 if __name__ == "__main__":

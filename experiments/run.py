@@ -40,6 +40,19 @@ from sim.model import SegregationModel
 from sim.outputs import is_complete, write_provenance, write_run
 
 log = logging.getLogger(__name__)
+USAGE = """\
+usage: python -m experiments.run [--multirun] [key=value ...]
+
+One simulation run of the model (default: city=small, 20 years from the settled city).
+
+main options:
+  city=small|helsinki|from_files   the city preset (from_files: real data files, docs/geography)
+  scenario=baseline|tp_funding|... a shipped scenario (conf/scenario/)
+  seed=0  years=20                  the run's seed and number of years
+  start=settled|fresh               year 0 is the settled city (burn-in) or the generated one
+  hydra.run.dir=out/x               the run folder (default outputs/<date>_<scenario>_seed<seed>)
+  --multirun seed=1,2,3             a sweep, one folder per run (hydra/launcher=joblib: parallel)
+"""
 
 
 def already_done(run_dir: Path, cfg: Config, sweep: bool) -> bool:
@@ -112,4 +125,4 @@ def main(dcfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    entry(main)
+    entry(main, USAGE)

@@ -64,6 +64,19 @@ from sim.model import SegregationModel  # noqa: E402
 from sim.outputs import write_provenance  # noqa: E402
 
 log = logging.getLogger(__name__)
+USAGE = """\
+usage: python -m experiments.sensitivity [key=value ...]
+
+Global sensitivity analysis with SALib: samples a parameter space, runs every point with
+replicate seeds and writes samples.parquet, indices.csv, robustness.csv and figures.
+
+main options:
+  space=default|levers|path.yaml   the parameter space (conf/sensitivity/)
+  method=morris|sobol  n=10        Morris trajectories, or Sobol's base sample (power of 2)
+  replicates=2                     seeds per point (common random numbers)
+  evaluation.backend=joblib|serial|hydra  evaluation.launcher=submitit_slurm  (cluster)
+  hydra.run.dir=out/sens           fixed folder: a re-run computes what is missing
+"""
 log = logging.getLogger(__name__)
 METHODS = ("morris", "sobol")
 # SALib's distributions and their parameters (SALib.util: scale_samples).
@@ -595,4 +608,4 @@ def main(dcfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    entry(main)
+    entry(main, USAGE)

@@ -165,7 +165,7 @@ def save(model: SegregationModel, folder: str | Path) -> Path:
     state["_digest"] = np.array(digest(state))
     path = path_for(model.cfg, folder)
     atomic_write(path, lambda p: _write_npz(p, state))
-    log.info("settled state saved: %s", path)
+    log.debug("settled state saved: %s", path)  # studies save hundreds: their bars show it
     return path
 
 

@@ -34,6 +34,7 @@ N_SES = 3
 N_LANG = 2
 N_TENURE = 3
 PRESETS = ("small", "helsinki", "from_files")
+CAPACITY_RULES = ("guarantee", "hold")  # city.capacity_rule
 CITY_FILES = ("grid", "catchments_lower", "catchments_upper", "districts", "renewal", "schools",
               "daycares")
 OPTIONAL_CITY_FILES = ("renewal",)  # a city may have no urban-renewal areas
@@ -52,7 +53,7 @@ class CityConfig:
     """
 
     preset: str = "small"
-    # Real-geography input files (preset from_files; README "Real geography"). Empty: unused.
+    # Real-geography input files (preset from_files; docs/geography.md). Empty: unused.
     grid: str = ""  # population grid, CSV or GeoPackage (Statistics Finland 250 m style)
     catchments_lower: str = ""  # grades 1-6 catchment polygons, GeoJSON or GeoPackage
     catchments_upper: str = ""  # grades 7-9 catchment polygons
@@ -92,6 +93,15 @@ class CityConfig:
     unemployed_by_ses: list[float] = field(default_factory=lambda: [0.2, 0.05, 0.02])  # assumption
     unemployed_foreign_extra: float = 0.1  # assumption
     school_capacity_slack: float = 1.4  # seats / initial catchment pupils; assumption (COMPASS 2)
+    # A local child the catchment school has no seat for (its general class full of other
+    # local children): "guarantee" gives it a temporary place there, beyond the school's
+    # seats (the neighbourhood-school guarantee); "hold" keeps every school within its seats
+    # and places the child at the nearest school of its level with a free seat, and only
+    # where no school has one, at the catchment school. Temporary places are reported
+    # (capacity_added, units.parquet capacity - design_capacity, the run's log). The
+    # synthetic cities size seats from demand and guarantee; city=from_files holds the
+    # register's seats (conf/city/from_files.yaml). Assumption.
+    capacity_rule: str = "guarantee"
     emphasis_school_share: float = 0.35  # share of schools with an emphasised class; assumption
     emphasis_seat_share: float = 0.25  # emphasised seats as share of a school's intake; assumption
     daycare_capacity_slack: float = 1.15  # assumption
@@ -325,7 +335,7 @@ class Config:
     # levers off run before year 0, so that year 0 is a city that has sorted itself
     # ("today"); "fresh": year 0 is the generated city (studies of the transient).
     start: str = "settled"
-    # Years before year 0. Chosen by the convergence rule in README ("A settled start"):
+    # Years before year 0. Chosen by the convergence rule in docs/settled.md:
     # every key index within 5% of its long-run mean: 34 years on city=helsinki, 30-35 for
     # the small city's status indices (shipped fits); 60 leaves a margin.
     burn_in_years: int = 60
@@ -616,6 +626,9 @@ def _check_city_files(c: _Checker, city: CityConfig) -> None:
     """File keys: all required with ``preset=from_files``, none allowed otherwise."""
     if city.school_language not in ("fi", "sv"):
         c.fail("city.school_language", city.school_language, "'fi' or 'sv'")
+    if city.capacity_rule not in CAPACITY_RULES:
+        c.fail("city.capacity_rule", city.capacity_rule,
+               " or ".join(repr(r) for r in CAPACITY_RULES))
     for key in CITY_FILES:
         path = getattr(city, key)
         if city.preset != "from_files" and path:

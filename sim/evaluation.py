@@ -240,7 +240,8 @@ def _run_joblib(root: Path, chunks: list[Chunk], runner: Runner, context: dict,
                 n_jobs: int, progress: bool) -> None:
     gen = Parallel(n_jobs=n_jobs or -1, return_as="generator_unordered")(
         delayed(run_chunk)(root, c, runner, context) for c in chunks)
-    for _ in tqdm(gen, total=len(chunks), desc="chunks", disable=not progress):
+    for _ in tqdm(gen, total=len(chunks), desc="runs, in chunks", unit="chunk",
+                  disable=not progress):
         pass
 
 
@@ -289,7 +290,8 @@ def evaluate(runner: Runner, context: dict, tasks: list[dict], root: Path,
     pending = [c for c in chunks if chunk_state(root, c.id) != "done"]
     log.info("%d of %d chunks to run (%s backend)", len(pending), len(chunks), cfg.backend)
     if pending and cfg.backend == "serial":
-        for c in tqdm(pending, desc="chunks", disable=not progress):
+        for c in tqdm(pending, desc="runs, in chunks", unit="chunk",
+                  disable=not progress):
             run_chunk(root, c, runner, context)
     elif pending and cfg.backend == "joblib":
         _run_joblib(root, pending, runner, context, cfg.n_jobs, progress)

@@ -15,8 +15,8 @@ denser, poorer renewal area in the north-west) is only meant to look like a Hels
 
 from __future__ import annotations
 
+import argparse
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +175,10 @@ def write_sample(out: str | Path) -> dict[str, Path]:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m sim.geo_sample",
+                                     description=__doc__.split("\n", 1)[0])
+    parser.add_argument("folder", nargs="?", default="data/sample",
+                        help="where to write the files (default: data/sample)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    written = write_sample(sys.argv[1] if len(sys.argv) > 1 else "data/sample")
+    written = write_sample(parser.parse_args().folder)
     log.info("overrides: %s", " ".join(f"city.{k}={v}" for k, v in written.items()))

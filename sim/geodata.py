@@ -1,7 +1,7 @@
 """Real geography: build the model city from data files, and write a city in those formats.
 
 ``build_city`` is the one place that chooses between the synthetic city (``sim.city``) and a
-city read from files (``city=from_files``, README "Real geography"). The inputs come in the
+city read from files (``city=from_files``, docs/geography.md). The inputs come in the
 formats the data is published in:
 
 * **grid**: Statistics Finland style 250 m population grid, CSV (cell south-west corners
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 GEO_MISSING = ("city=from_files needs the geo libraries: install the geo extra: "
                "pip install -e '.[geo]'")
 MODEL_CRS = "EPSG:3067"  # ETRS-TM35FIN, Statistics Finland's grid
-# Children 0-15 per family with children, Helsinki (README calibration table, targets.csv);
+# Children 0-15 per family with children, Helsinki (docs/calibration.md status table, targets.csv);
 # converts age-band counts to families when the grid has no family count.
 CHILDREN_PER_FAMILY = 1.83
 # Catchments may overlap by digitising slivers; more than this share of a cell is an error.

@@ -47,8 +47,11 @@ def write_text(text: str, path: Path) -> None:
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
-def replace_marked(path: Path, start: str, end: str, body: str) -> None:
+def replace_marked(path: Path, start: str, end: str, body: str) -> bool:
     """Replace the text between the marker lines ``start`` and ``end`` of a file with ``body``.
+
+    Returns:
+        Whether the file changed.
 
     Raises:
         ValueError: If the file lacks either marker.
@@ -58,4 +61,7 @@ def replace_marked(path: Path, start: str, end: str, body: str) -> None:
         raise ValueError(f"{path}: no {start} ... {end} section")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    write_text(f"{head}{start}\n{body}{end}{tail}", path)
+    new = f"{head}{start}\n{body}{end}{tail}"
+    if new != text:
+        write_text(new, path)
+    return new != text

@@ -40,7 +40,7 @@ AREA_COLS = [f"{g}_{c}" for g in GROUPS for c in SES_COLS + LANG_COLS] + [
     "vacancies", "move_ins", "move_outs"]
 # Metric columns that may be empty (NaN), as ``fnmatch`` patterns, and when: a share or an
 # index over a group that is absent has no value (it is not 0). Every other column of
-# ``metrics.parquet`` is finite in every year (tests/test_properties.py); README, "What a
+# ``metrics.parquet`` is finite in every year (tests/test_properties.py); docs/runs.md, "What a
 # run writes", shows this table.
 MAY_BE_EMPTY: dict[str, str] = {
     "seg_*_lang_*": "the units hold no foreign-language child, or only foreign-language "

@@ -19,6 +19,7 @@ file, and ``summary.json`` is written last: its presence marks a complete run (s
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import subprocess
 from importlib import metadata
@@ -32,6 +33,8 @@ from sim.config import as_dict
 from sim.figures import draw_all
 from sim.io import remove_stale_temporaries, write_parquet, write_text
 from sim.units import add_labels
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
@@ -103,6 +106,33 @@ def is_complete(run_dir: Path) -> bool:
     return (Path(run_dir) / "summary.json").exists()
 
 
+def temporary_places(units: pd.DataFrame, rule: str) -> list[dict]:
+    """Schools that ran beyond their seats (``capacity > design_capacity``) in any year.
+
+    Logs them (a warning with ``city.capacity_rule=hold``); returns one record per school:
+    its ids, its seats (the register's with ``city=from_files``), the most temporary places
+    it had and in how many years.
+    """
+    schools = units[units["kind"].str.startswith("school")]
+    extra = schools.assign(extra=schools["capacity"] - schools["design_capacity"])
+    over = extra[extra["extra"] > 0]
+    rows = [{"unit_id": uid, "source_id": str(g["source_id"].iloc[0]),
+             "name": str(g["name"].iloc[0]), "seats": int(g["design_capacity"].iloc[0]),
+             "most_temporary_places": int(g["extra"].max()), "years": int(len(g))}
+            for uid, g in over.groupby("unit_id", sort=True)]
+    if rows:
+        worst = sorted(rows, key=lambda r: -r["most_temporary_places"])
+        # Beyond register seats that were meant to hold, it is news; with the guarantee, a
+        # fact of the rule (both are shown on the terminal).
+        level = logging.WARNING if rule == "hold" else logging.INFO
+        log.log(level, "temporary places beyond the seats (city.capacity_rule=%s) at %d schools: "
+                    "%s (summary.json temporary_places; units.parquet capacity - "
+                    "design_capacity)", rule, len(rows), ", ".join(
+                        f"{r['source_id']} {r['seats']} seats +{r['most_temporary_places']}"
+                        for r in worst[:5]) + (", ..." if len(rows) > 5 else ""))
+    return rows
+
+
 def write_run(model: SegregationModel, run_dir: Path, figures: bool = True,
               overrides: list[str] | None = None) -> Path:
     """Write all outputs of a finished model run to ``run_dir``.
@@ -125,8 +155,8 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True,
     write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)), run_dir / "config.yaml")
     metrics = model.recorder.metrics_frame()
     write_parquet(metrics, run_dir / "metrics.parquet")
-    write_parquet(add_labels(model.recorder.units_frame(), model, "index"),
-                  run_dir / "units.parquet")
+    units = add_labels(model.recorder.units_frame(), model, "index")
+    write_parquet(units, run_dir / "units.parquet")
     write_parquet(add_labels(model.recorder.areas_frame(), model, "area_id"),
                   run_dir / "areas.parquet")
     write_parquet(model.recorder.ages_frame(), run_dir / "ages.parquet")
@@ -141,6 +171,7 @@ def write_run(model: SegregationModel, run_dir: Path, figures: bool = True,
         "overrides": list(overrides or []),
         "levers": [repr(lever) for lever in model.levers],
         "lever_results": [lever.results() for lever in model.levers],
+        "temporary_places": temporary_places(units, model.cfg.city.capacity_rule),
         "final": {k: (None if pd.isna(v) else float(v)) for k, v in final.items()},
         "config": cfg,
         # Where the grid lies: cell c is column c // height, row c % height (City.map_xy).

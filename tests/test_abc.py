@@ -76,7 +76,9 @@ def test_the_command_writes_its_outputs_and_a_resumed_run_its_posterior(
     eps = pd.read_csv(straight / "epsilons.csv")
     assert list(eps["generation"]) == [0, 1]
     assert pd.read_csv(straight / "fit.csv")["moment"].tolist() == [MOVES.name]
-    assert "base_logit" in (straight / "calibrated_small.yaml").read_text()
+    fitted = (straight / "calibrated_small.yaml").read_text()
+    assert "base_logit" in fitted
+    assert "# Fit per moment: fit.csv beside this file." in fitted  # the fit it came with
     last = int(eps["simulations"].iloc[-1])  # evaluations of the last generation (>= 2)
     kill_at = len(calls) - last  # at its second (the last call evaluates the median)
     calls.clear()

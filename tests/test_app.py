@@ -261,6 +261,6 @@ def test_dashboard_in_headless_chromium(server: tuple[str, float]) -> None:
         page.locator(".kk-year", has_text="År 10 av 10").wait_for()
         browser.close()
     (ARTIFACTS / "dashboard_timings.json").write_text(json.dumps(timings, indent=1))
-    # Generous bounds for a shared CI machine; the README reports the measured values.
+    # Generous bounds for a shared CI machine; docs/dashboard.md reports the measured values.
     assert timings["page_load_s"] < 15
     assert max(steps) < 5

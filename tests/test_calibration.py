@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -86,6 +88,25 @@ def test_interrupted_study_resumes_without_repeating_trials(tmp_path, monkeypatc
     done = fit.trials_frame(study)
     assert len(done) == 5 and len(calls) == 5  # two new evaluations, none repeated
     pd.testing.assert_frame_equal(done.iloc[:3].reset_index(drop=True), first)
+
+
+def test_one_short_line_per_trial_and_the_full_record_in_the_file(tmp_path, monkeypatch,
+                                                                  caplog) -> None:
+    moments = moments_like({"local_share_g1": 0.02})
+    problem = fit.Problem("small", PARAMS, moments, [m.name for m in moments], [1], OVERRIDES)
+    monkeypatch.setattr(fit, "evaluate", lambda params, seeds, *args: pd.DataFrame(
+        {m.name: [0.5] for m in moments}))
+    with caplog.at_level("INFO"):
+        fit.run_study(problem, tmp_path / "s.db", "log", n_trials=3,
+                      trial_log=tmp_path / "trials.log")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial ")]
+    assert len(lines) == 3 and all(len(line) < 80 for line in lines), lines
+    assert lines[0].startswith("trial 0: loss ") and "best" in lines[0]
+    assert not [r for r in caplog.records if r.name.startswith("optuna")]  # no long lines
+    records = [json.loads(x) for x in (tmp_path / "trials.log").read_text().splitlines()]
+    assert [r["trial"] for r in records] == [0, 1, 2]
+    assert set(records[0]["params"]) == {p.key for p in PARAMS}
+    assert records[0]["state"] == "COMPLETE" and "sims" in records[0]
 
 
 def test_fitted_parameters_become_a_behaviour_option() -> None:

@@ -107,3 +107,70 @@ def test_killed_writer_leftovers_are_removed(tmp_path: Path) -> None:
     atomic_write(tmp_path / "metrics.parquet", lambda p: p.write_text("whole"))
     remove_stale_temporaries(tmp_path)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["figures", "metrics.parquet"]
+
+
+# Every command a user runs, with a word of its usage line (issue #21: --help and -h work and
+# start with usage and the main options, before any Hydra config).
+COMMANDS = {
+    "experiments.run": "city=", "experiments.compare": "scenarios=",
+    "experiments.sensitivity": "method=", "experiments.collect": "folder",
+    "experiments.calibrate": "preset=", "experiments.burn_in": "seeds=",
+    "experiments.levels": "seeds=", "experiments.app": "--port", "sim.geo_sample": "folder",
+    "sim.worker": "chunk=",
+}
+
+
+@pytest.fixture(scope="module")
+def helped() -> dict:
+    """``--help`` of every command, and ``-h`` of two, run four at a time."""
+    asks = [(m, "--help") for m in COMMANDS] + [("experiments.calibrate", "-h"),
+                                                ("experiments.run", "-h")]
+
+    def one(ask: tuple[str, str]) -> tuple[tuple[str, str], subprocess.CompletedProcess]:
+        return ask, subprocess.run([sys.executable, "-m", ask[0], ask[1]], cwd=ROOT,
+                                   capture_output=True, text=True, timeout=300)
+
+    with ThreadPoolExecutor(4) as pool:
+        return dict(pool.map(one, asks))
+
+
+@pytest.mark.parametrize("ask", [(m, "--help") for m in COMMANDS]
+                         + [("experiments.calibrate", "-h"), ("experiments.run", "-h")])
+def test_help_starts_with_usage_and_main_options(ask: tuple[str, str], helped: dict) -> None:
+    proc = helped[ask]
+    assert proc.returncode == 0, proc.stderr
+    head = proc.stdout.splitlines()[:12]
+    assert head[0].startswith(f"usage: python -m {ask[0]}"), proc.stdout[:300]
+    assert any(COMMANDS[ask[0]] in line for line in head), head
+    config = proc.stdout.find("== Config")  # the Hydra commands list their config after it
+    assert config == -1 or config > proc.stdout.find("main options"), proc.stdout[:500]
+
+
+def test_report_commands_say_what_they_wrote(tmp_path: Path, caplog) -> None:
+    from experiments import calibrate, levels
+
+    for module, page in ((calibrate, "calibration.md"), (levels, "levels.md")):
+        shipped = (ROOT / "docs" / page).read_text()
+        copy = tmp_path / page
+        copy.write_text(shipped)
+        fn = calibrate.write_status_table if module is calibrate else levels.report
+        with caplog.at_level("INFO"):
+            fn(copy)
+        assert f"to {copy}" in caplog.text and "unchanged" in caplog.text  # shipped = generated
+        copy.write_text(shipped.replace("| local_share_g1 |", "| edited |")
+                        .replace("| neighbourhood_H |", "| edited |"))
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            fn(copy)
+        assert "updated" in caplog.text and copy.read_text() == shipped
+
+
+def test_dashboard_without_its_extra_says_which_to_install() -> None:
+    # A lean install (pip install -e .) has no solara: one line naming the extra, exit 2.
+    code = ("import runpy, sys; sys.modules['solara'] = None; sys.argv[1:] = ['--help']; "
+            "runpy.run_module('experiments.app', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == EXIT_USER_ERROR
+    assert proc.stderr == ("error: the dashboard needs the optional extra app (solara is not "
+                           "installed): pip install -e '.[app]'\n")

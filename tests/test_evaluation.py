@@ -73,3 +73,11 @@ def test_reordered_sweep_and_failing_job_do_not_stop_a_sweep(tmp_path: Path) -> 
     assert collect(tmp_path) == 1  # seed=-1 is named as missing
     table = pd.read_parquet(tmp_path / "collected.parquet")
     assert sorted(table["seed"].unique()) == [1, 2, 3] and "run" in table.columns
+
+
+def test_collect_again_reads_its_own_table_as_no_run(tmp_path: Path) -> None:
+    assert sweep(tmp_path, "1,2").returncode == 0
+    assert collect(tmp_path) == 0
+    first = (tmp_path / "collected.parquet").read_bytes()
+    assert collect(tmp_path) == 0  # collected.parquet is not an unfinished run folder
+    assert (tmp_path / "collected.parquet").read_bytes() == first

@@ -142,6 +142,50 @@ def test_register_capacities_are_the_seats() -> None:
     assert (model.daycares.capacity >= 8).all()
 
 
+def run_sample(out: Path, *extra: str) -> tuple[pd.DataFrame, dict]:
+    model = SegregationModel(sample_config(SAMPLE, "years=3", "start=fresh", *extra))
+    model.run()
+    write_run(model, out, figures=False)
+    units = pd.read_parquet(out / "units.parquet")
+    return units[units["kind"].str.startswith("school")], json.loads(
+        (out / "summary.json").read_text())
+
+
+def test_register_seats_hold_and_overcrowding_is_reported(tmp_path: Path, caplog) -> None:
+    # Issue #21, bug 3: a file city keeps its register's seats (city.capacity_rule=hold).
+    with caplog.at_level("WARNING", logger="sim.outputs"):
+        held, summary = run_sample(tmp_path / "hold")
+    assert (held["design_capacity"].to_numpy() > 0).all()
+    seats = held.groupby("source_id")["design_capacity"].first()
+    assert seats["K1"] == 380 and seats["K2"] == 420  # the register's, in every year
+    # The upper schools have seats enough in all: none goes beyond its register seats,
+    # although with the guarantee the catchment schools would.
+    upper = held[held["kind"] == "school_upper"]
+    assert (upper["capacity"] == upper["design_capacity"]).all()
+    assert (upper["enrolled"] <= upper["design_capacity"]).all()
+    # The lower schools have fewer seats in all than pupils (the made-up register): every
+    # one of them is full before any gets temporary places, and those are reported.
+    lower = held[held["kind"] == "school_lower"]
+    for _, year in lower.groupby("year"):
+        if (year["capacity"] > year["design_capacity"]).any():
+            assert (year["enrolled"] >= year["design_capacity"]).all()
+    over = {r["source_id"]: r for r in summary["temporary_places"]}
+    assert over["K1"]["seats"] == 380 and over["K1"]["most_temporary_places"] > 0
+    assert set(over) <= {"K1", "K2", "K3", "K7"}
+    assert "temporary places beyond the seats (city.capacity_rule=hold)" in caplog.text
+    assert "K1 380 seats +" in caplog.text
+    guaranteed, summary = run_sample(tmp_path / "guarantee", "city.capacity_rule=guarantee")
+    up = guaranteed[guaranteed["kind"] == "school_upper"]
+    assert (up["capacity"] > up["design_capacity"]).any()  # the switch: temporary places
+    assert {"K5"} <= {r["source_id"] for r in summary["temporary_places"]}
+
+
+def test_capacity_rule_is_checked() -> None:
+    with pytest.raises(ValueError, match=r"^config error: city.capacity_rule='keep' is not "
+                                         r"allowed; expected 'guarantee' or 'hold'$"):
+        load_config(["city.capacity_rule=keep"])
+
+
 def test_catchments_keep_their_schools_labels_after_a_school_is_added(tmp_path: Path) -> None:
     model = SegregationModel(sample_config(SAMPLE, "years=1"))
     new = model.open_school(int(model.city.lower_cells[0]), 0, 100)
@@ -162,7 +206,9 @@ def test_round_trip_of_the_synthetic_city_gives_a_byte_identical_run(tmp_path: P
     paths = write_city(generate_city(cfg.city), tmp_path / "files")
     assert {p.suffix for p in paths.values()} == {".csv", ".gpkg", ".geojson"}
     runs = []
-    for i, extra in enumerate(([], file_overrides(paths))):
+    # The synthetic city's seats come from demand and its rule is the guarantee.
+    as_files = [*file_overrides(paths), "city.capacity_rule=guarantee"]
+    for i, extra in enumerate(([], as_files)):
         model = SegregationModel(load_config([*base, *extra]))
         model.run()
         runs.append(write_run(model, tmp_path / f"run{i}", figures=False))

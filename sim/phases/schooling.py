@@ -33,7 +33,9 @@ def admit(model: SegregationModel, entrants_only: bool) -> None:
     information and with the local school's perceived reputation (kernel
     ``rank_programmes``); admission is deferred acceptance with catchment priority at the
     general class and aptitude at emphasised classes (kernel ``deferred_acceptance``).
-    A local child left without a seat gets a temporary place at the catchment school.
+    A local child left without a seat gets a temporary place at the catchment school
+    (``city.capacity_rule=guarantee``), or with ``hold`` a seat at the nearest school with
+    one free, and a temporary place only where no school has one.
     """
     cfg, f, ch, sch = model.cfg, model.families, model.children, model.schools
     sc = cfg.behaviour.school
@@ -85,7 +87,10 @@ def admit(model: SegregationModel, entrants_only: bool) -> None:
         is_emph = (prefs_lists % 2) == 1
         prio = np.where(is_emph, ch.aptitude[app][:, None],
                         2.0 * (p_sch == local[:, None]) + lottery[app][:, None])
-        got = model.k.deferred_acceptance(prefs_lists, prio, programme_seats(model, lev))
+        seats = programme_seats(model, lev)
+        got = model.k.deferred_acceptance(prefs_lists, prio, seats)
+        if cfg.city.capacity_rule == "hold":  # seats hold: the nearest free seat instead
+            seat_elsewhere(model, got, seats, home, lottery[app])
         # The catchment guarantee: a local child left without a seat (the local general
         # class filled with other local children) gets a temporary place there.
         short = got < 0
@@ -133,6 +138,28 @@ def shared_admission(model: SegregationModel, lev: int, app: np.ndarray, local: 
         cnt[best, ses[j]] += 1
         seats[best] -= 1
     return local
+
+
+def seat_elsewhere(model: SegregationModel, got: np.ndarray, seats: np.ndarray,
+                   home: np.ndarray, lottery: np.ndarray) -> None:
+    """Place applicants without a seat at the nearest school with a free general seat.
+
+    In lottery order, each unplaced applicant (``got < 0``) takes a general seat left after
+    admission at the nearest school (straight-line distance from home) of its level;
+    ``got`` is updated in place, and stays -1 where no school has a seat left.
+    """
+    short = np.flatnonzero(got < 0)
+    if not len(short):
+        return
+    left = seats - np.bincount(got[got >= 0], minlength=len(seats))
+    general = left[0::2].copy()  # programmes: 2 s general, 2 s + 1 emphasised
+    xy = model.city.xy[home]
+    for j in short[np.argsort(lottery[short], kind="stable")]:
+        free = np.flatnonzero(general > 0)
+        if not len(free):
+            return
+        s = free[np.argmin(np.hypot(*(model.school_xy[free] - xy[j]).T))]
+        got[j], general[s] = 2 * s, general[s] - 1
 
 
 def programme_seats(model: SegregationModel, lev: int) -> np.ndarray:

@@ -6,6 +6,7 @@ behaviour is intended, and say why in the commit message.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -19,6 +20,8 @@ from test_regression import BASELINE, baseline_run  # noqa: E402
 
 def main() -> None:
     """Run the baseline configuration and store its final-year summary."""
+    argparse.ArgumentParser(prog="python tests/baseline/update.py",
+                            description=__doc__.split("\n", 1)[0]).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         final = baseline_run(Path(tmp))
     BASELINE.write_text(json.dumps(final, indent=2, sort_keys=True) + "\n", encoding="utf-8")
