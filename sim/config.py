@@ -336,8 +336,8 @@ class Config:
     # ("today"); "fresh": year 0 is the generated city (studies of the transient).
     start: str = "settled"
     # Years before year 0. Chosen by the convergence rule in docs/settled.md:
-    # every key index within 5% of its long-run mean: 34 years on city=helsinki, 30-35 for
-    # the small city's status indices (shipped fits); 60 leaves a margin.
+    # every key index within 5% of its long-run mean: 38 years on city=helsinki (shipped
+    # fit, issue #15's demography); 60 leaves a margin.
     burn_in_years: int = 60
     # Cache of settled states (sim/checkpoint.py), used by the entry points; "" = none.
     # Assumption: a folder beside the outputs, out of git.

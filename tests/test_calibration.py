@@ -54,7 +54,7 @@ def test_parameter_recovery_on_a_tiny_city(tmp_path) -> None:
     best = study.best_params
     for p in PARAMS:  # within 15% of the interval (about the loss profile's width here)
         assert abs(best[p.key] - TRUE[p.key]) <= 0.15 * (p.high - p.low), (p.key, best)
-    assert study.best_value < 2.0
+    assert study.best_value < 4.0  # two moments, each within about 1.4 sd of its target
 
 
 class Interrupt(Exception):

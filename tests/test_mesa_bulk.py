@@ -117,6 +117,8 @@ def test_restoring_a_city_without_families_runs(tmp_path) -> None:
     from sim.config import load_config
 
     cfg = load_config([*SETTLED, "behaviour.demography.arrival_ratio=0",
+                       "behaviour.demography.first_birth_rate=0",
+                       "behaviour.demography.return_logit=-20",
                        "behaviour.demography.outmig_logit=[[5,5,5],[5,5,5],[5,5,5]]"])
     first = SegregationModel(cfg, checkpoints=tmp_path)
     assert not first.family_agents and len(list(tmp_path.glob("*.npz"))) == 1

@@ -31,7 +31,9 @@ LAUNCH = ["evaluation.backend=hydra", "evaluation.launcher=submitit_slurm",
           'evaluation.launcher_overrides=["hydra.launcher.array_parallelism=2",'
           '"hydra.launcher.timeout_min=10","hydra.launcher.mem_gb=1"]']
 COMMANDS = {  # command, its arguments, the files that must match the serial run
-    "sensitivity": (["experiments.sensitivity", *TINY_VALUES, "years=3", f"space={SPACE}",
+    # Eight years a run: with three, a chunk could finish inside the second that scancel's
+    # SIGKILL waits (KillWait), and the "cancelled" task then completed the study.
+    "sensitivity": (["experiments.sensitivity", *TINY_VALUES, "years=8", f"space={SPACE}",
                      "n=2", "replicates=2", "evaluation.chunk_size=3"],
                     ("samples.parquet", "indices.csv", "robustness.csv")),
     "compare": (["experiments.compare", *TINY_VALUES, "years=3",
