@@ -68,7 +68,7 @@ def demography(model: SegregationModel) -> None:
 
     formed = population.new_families(
         model, stochastic_round(dem.first_birth_rate * rec.n_start, u_form), "first_births",
-        dem.first_birth_foreign_share, model.year, 1.0, first_birth=True)
+        dem.first_birth_foreign_share, model.year, dem.arrival_youngest_decay, first_birth=True)
     n_exit = rec.flows["aged_out"] + rec.flows["left_city"]
     want = dem.arrival_ratio * n_exit - len(formed[0]) - len(back[0])
     arriving = population.new_families(model, stochastic_round(max(want, 0.0), u_round),

@@ -26,7 +26,8 @@ def new_families(model: SegregationModel, n: int, stream: str, foreign_share: fl
     so the k-th new family is the same whatever the number of new families (common
     random numbers across scenarios). ``ses_lang`` (n, 2) gives status and language where
     they are known (families counted in a real city's grid). With ``first_birth`` each
-    family is formed by the birth of its first child: one child, aged 0, born here.
+    family is formed by the birth of its first child: one child, aged 0, born here
+    (``youngest_decay`` is then not used).
 
     Returns:
         The new family slots and a random key per family (their order of house-hunting).
@@ -52,11 +53,12 @@ def new_families(model: SegregationModel, n: int, stream: str, foreign_share: fl
     f.unemployed[slots] = u[:, 4] < p_unemp
     n_kids = 1 + (u[:, 5, None] >= np.cumsum(dem.children_probs)[:2]).sum(1)
     n_kids = np.minimum(n_kids, 1 if first_birth else dem.max_children)
-    q = 1.0 - youngest_decay  # geometric age of the youngest, truncated at 15
-    with np.errstate(divide="ignore"):  # decay 1: log q = -inf, and every youngest is 0
-        youngest = np.floor(np.log1p(-u[:, 6] * (1 - q**16)) / np.log(q)).astype(np.int64)
-    if first_birth:
-        youngest[:] = 0
+    if first_birth:  # the newborn is the only child (its uniforms stay drawn and unused)
+        youngest = np.zeros(n, dtype=np.int64)
+    else:
+        q = 1.0 - youngest_decay  # geometric age of the youngest, truncated at 15
+        with np.errstate(divide="ignore"):  # decay 1: log q = -inf, every youngest is 0
+            youngest = np.floor(np.log1p(-u[:, 6] * (1 - q**16)) / np.log(q)).astype(np.int64)
     gaps = (1 + np.floor(u[:, 7:9] * dem.sibling_gap_max)).astype(np.int64).cumsum(1)
     ages = np.column_stack([youngest, youngest + gaps[:, 0], youngest + gaps[:, 1]])
     keep = (np.arange(3)[None, :] < n_kids[:, None]) & (ages <= 15)
