@@ -81,8 +81,7 @@ def prior(params: Sequence[fit.Parameter]) -> pyabc.Distribution:
 
 def simulate(problem: fit.Problem, parameter: Mapping[str, float]) -> dict[str, np.ndarray]:
     """The model pyabc calls: each moment's values over the replicate seeds."""
-    sims = fit.evaluate(dict(parameter), problem.seeds, problem.preset, problem.moments,
-                        problem.overrides)
+    sims = problem.evaluate(dict(parameter))
     return {name: sims[name].to_numpy(float) for name in sims.columns}
 
 

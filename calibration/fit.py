@@ -32,9 +32,9 @@ from joblib import Parallel, delayed
 from omegaconf import OmegaConf
 from scipy import stats
 
-from calibration.moments import Moment, Outputs, horizon_of
+from calibration import studies
+from calibration.moments import Moment, horizon_of
 from sim.config import Config, as_dict, load_config, validate
-from sim.model import SegregationModel
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ def base_config(preset: str, overrides: Sequence[str] = (), years: int = 10) -> 
 
 
 def evaluate(params: dict[str, float], seeds: Sequence[int], preset: str,
-             moments: Sequence[Moment], overrides: Sequence[str] = ()) -> pd.DataFrame:
+             moments: Sequence[Moment], overrides: Sequence[str] = (),
+             build_levers: studies.BuildLevers | None = None) -> pd.DataFrame:
     """The moments of one candidate, one row per seed (the same seeds for every candidate).
 
     Args:
@@ -92,17 +93,20 @@ def evaluate(params: dict[str, float], seeds: Sequence[int], preset: str,
         preset: City preset.
         moments: The moments to compute.
         overrides: Further config overrides (e.g. a tiny city in tests).
+        build_levers: Builds the study designs' levers (``scenarios.build_levers``), for
+            moments that read a design's run (``calibration.studies``).
 
     Returns:
         A frame indexed by seed with one column per moment.
     """
     cfg = with_params(base_config(preset, overrides, horizon_of(list(moments))), params)
+    designs = {m.design.name: m.design for m in moments if m.design is not None}
     rows = {}
     for seed in seeds:
-        model = SegregationModel(validate({**as_dict(cfg), "seed": int(seed)}))
-        model.run()
-        out = Outputs.from_model(model)
-        rows[int(seed)] = {m.name: m.simulate(out) for m in moments}
+        outs = studies.simulate(validate({**as_dict(cfg), "seed": int(seed)}), designs,
+                                build_levers)
+        rows[int(seed)] = {m.name: m.simulate(outs[m.design and m.design.name])
+                           for m in moments}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -151,11 +155,17 @@ class Problem:
     fitted: list[str]  # names of the moments in the loss (the rest are held out)
     seeds: list[int]
     overrides: list[str]
+    build_levers: studies.BuildLevers | None = None  # for the study designs' levers
+
+    def evaluate(self, params: dict[str, float]) -> pd.DataFrame:
+        """The moments of the candidate ``params``, one row per seed (``evaluate``)."""
+        return evaluate(params, self.seeds, self.preset, self.moments, self.overrides,
+                        self.build_levers)
 
     def objective(self, trial: optuna.Trial) -> float:
         """Loss of the trial's candidate on the fitted moments; moments kept as attrs."""
         values = {p.key: trial.suggest_float(p.key, p.low, p.high) for p in self.params}
-        sims = evaluate(values, self.seeds, self.preset, self.moments, self.overrides)
+        sims = self.evaluate(values)
         trial.set_user_attr("sims", sims.to_dict(orient="list"))
         return loss([m for m in self.moments if m.name in self.fitted], sims)
 
@@ -288,8 +298,7 @@ def profile(problem: Problem, best: dict[str, float], points: int = 5) -> pd.Dat
     rows = []
     for p in problem.params:
         for value in np.linspace(p.low, p.high, points):
-            sims = evaluate({**best, p.key: float(value)}, problem.seeds, problem.preset,
-                            problem.moments, problem.overrides)
+            sims = problem.evaluate({**best, p.key: float(value)})
             rows.append({"parameter": p.key, "value": float(value),
                          "loss": loss(fitted, sims), "best": best[p.key]})
     return pd.DataFrame(rows)

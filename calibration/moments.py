@@ -23,10 +23,8 @@ flows by age of a settled city, pooled over the years, stand for a birth cohort'
 from __future__ import annotations
 
 import csv
-import inspect
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sim.config import PRESETS
+from calibration import studies
+from calibration.registry import EXTRACTORS, Outputs, extractor, in_years, schools_in
 from sim.indices import index_set
 from sim.metrics import FLOW_KEYS
 
@@ -43,36 +42,12 @@ TARGETS_YAML = HERE / "targets.yaml"
 TARGETS_CSV = HERE / "targets.csv"
 KINDS = ("point", "range", "above", "below")
 FIELDS = {"name", "kind", "observed", "sd", "rationale", "source", "statistic", "args",
-          "years", "presets", "weight"}
-REQUIRED = FIELDS - {"args", "weight", "kind"}
+          "years", "presets", "weight", "design"}
+REQUIRED = FIELDS - {"args", "weight", "kind", "design"}
 
 
 class TargetsError(ValueError):
     """A targets file entry that cannot be used."""
-
-
-# --------------------------------------------------------------------------- outputs
-@dataclass
-class Outputs:
-    """The tables of one run that extraction functions read."""
-
-    metrics: pd.DataFrame
-    units: pd.DataFrame
-    areas: pd.DataFrame
-    ages: pd.DataFrame
-
-    @classmethod
-    def from_model(cls, model: Any) -> Outputs:
-        """The tables of a model that has run."""
-        rec = model.recorder
-        return cls(rec.metrics_frame(), rec.units_frame(), rec.areas_frame(), rec.ages_frame())
-
-    @classmethod
-    def from_dir(cls, run_dir: Path) -> Outputs:
-        """The tables of a run folder written by ``sim.outputs.write_run``."""
-        d = Path(run_dir)
-        return cls(*(pd.read_parquet(d / f"{t}.parquet")
-                     for t in ("metrics", "units", "areas", "ages")))
 
 
 def metric_columns() -> frozenset[str]:
@@ -93,72 +68,38 @@ def metric_columns() -> frozenset[str]:
     names |= {f"daycare_participation_ses{k}" for k in range(3)}
     names |= {"daycare_participation_age1_2", "daycare_participation_age3_6"}
     names |= {"foreign_share_age1_6", "born_here_share_age0_6"}
+    names |= {"g9_dropout_share", "g9_general_share"}
+    names |= {f"g9_{w}_share_lang{k}" for w in ("dropout", "general") for k in range(2)}
     return frozenset(names)
 
 
-def _years(df: pd.DataFrame, years: tuple[int, int]) -> pd.DataFrame:
-    return df[(df["year"] >= years[0]) & (df["year"] <= years[1])]
-
-
 def _districts(out: Outputs, years: tuple[int, int]) -> pd.DataFrame:
-    a = _years(out.areas, years)
+    a = in_years(out.areas, years)
     return a[a["kind"] == "district"]
 
 
-def _schools(out: Outputs, years: tuple[int, int]) -> pd.DataFrame:
-    u = _years(out.units, years)
-    return u[u["kind"].str.startswith("school") & (u["enrolled"] > 0)]
-
-
 def _pooled_ages(out: Outputs, years: tuple[int, int]) -> pd.DataFrame:
-    return _years(out.ages, years).groupby("age").sum()
+    return in_years(out.ages, years).groupby("age").sum()
 
 
 # --------------------------------------------------------------------------- extractors
-@dataclass(frozen=True)
-class Extractor:
-    """An extraction function and what it needs: valid range of its value, metric args."""
-
-    fn: Callable[..., float]
-    valid: tuple[float, float] = (0.0, 1.0)
-    metric_args: tuple[str, ...] = ()
-    presets: tuple[str, ...] = PRESETS
-    params: tuple[str, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        names = tuple(inspect.signature(self.fn).parameters)[2:]
-        object.__setattr__(self, "params", names)
-
-
-EXTRACTORS: dict[str, Extractor] = {}
-
-
-def extractor(valid: tuple[float, float] = (0.0, 1.0), metric_args: tuple[str, ...] = (),
-              presets: tuple[str, ...] = PRESETS) -> Callable:
-    """Register an extraction function ``fn(outputs, years, **args) -> float``."""
-    def register(fn: Callable[..., float]) -> Callable[..., float]:
-        EXTRACTORS[fn.__name__] = Extractor(fn, valid, metric_args, presets)
-        return fn
-    return register
-
-
 @extractor(valid=(-math.inf, math.inf), metric_args=("metric",))
 def metric_mean(out: Outputs, years: tuple[int, int], metric: str) -> float:
     """Mean of a ``metrics`` column over the years."""
-    return float(_years(out.metrics, years)[metric].mean())
+    return float(in_years(out.metrics, years)[metric].mean())
 
 
 @extractor(valid=(-math.inf, math.inf), metric_args=("metric", "minus"))
 def metric_difference(out: Outputs, years: tuple[int, int], metric: str, minus: str) -> float:
     """Mean of ``metric - minus`` over the years (e.g. renewal areas minus the city)."""
-    m = _years(out.metrics, years)
+    m = in_years(out.metrics, years)
     return float((m[metric] - m[minus]).mean())
 
 
 @extractor(valid=(0.0, math.inf), metric_args=("metric", "over"))
 def metric_ratio(out: Outputs, years: tuple[int, int], metric: str, over: str) -> float:
     """Ratio of the means of two ``metrics`` columns over the years."""
-    m = _years(out.metrics, years)
+    m = in_years(out.metrics, years)
     return float(m[metric].mean() / m[over].mean())
 
 
@@ -169,7 +110,7 @@ def renewal_gap_widening(out: Outputs, years: tuple[int, int]) -> float:
     ``(g7 renewal - g7 city) - (g1 renewal - g1 city)``; negative when the gap is larger
     at grade 7.
     """
-    m = _years(out.metrics, years)
+    m = in_years(out.metrics, years)
     g7 = m["local_school_share_g7_renewal"] - m["local_school_share_g7"]
     g1 = m["local_school_share_g1_renewal"] - m["local_school_share_g1"]
     return float((g7 - g1).mean())
@@ -194,7 +135,7 @@ def renewal_foreign_share(out: Outputs, years: tuple[int, int]) -> float:
 @extractor()
 def pupil_foreign_share(out: Outputs, years: tuple[int, int]) -> float:
     """Foreign-language share of all pupils."""
-    s = _schools(out, years)
+    s = schools_in(out, years)
     return float(s["enrol_lang1"].sum() / s["enrolled"].sum())
 
 
@@ -207,7 +148,7 @@ def _per_year(values: pd.Series, stat: str) -> float:
 @extractor()
 def school_foreign_share(out: Outputs, years: tuple[int, int], stat: str) -> float:
     """Lowest (``stat=min``) or highest (``max``) foreign-language share over schools."""
-    s = _schools(out, years)
+    s = schools_in(out, years)
     return _per_year((s["enrol_lang1"] / s["enrolled"]).set_axis(s["year"]), stat)
 
 
@@ -260,7 +201,7 @@ def school_size_mean(out: Outputs, years: tuple[int, int]) -> float:
     (or 1-6) and 30 teaching only grades 7-9 (targets.csv, ``comprehensive_schools``); the
     model's units stand for those schools, so its pupils are divided by all its units.
     """
-    s = _schools(out, years)
+    s = schools_in(out, years)
     per_year = s.groupby("year").agg(pupils=("enrolled", "sum"), units=("enrolled", "size"))
     return float((per_year["pupils"] / per_year["units"]).mean())
 
@@ -359,6 +300,7 @@ class Moment:
     years: tuple[int, int]
     presets: tuple[str, ...]
     weight: float = 1.0
+    design: studies.Design | None = None  # the study design whose run it reads
 
     def simulate(self, out: Outputs) -> float:
         """The simulated counterpart on one run's outputs."""
@@ -394,7 +336,8 @@ def _fail(where: str, msg: str) -> None:
     raise TargetsError(f"{where}: {msg}")
 
 
-def check_moment(entry: Any, where: str, keys: set[str], horizon: int | None) -> Moment:
+def check_moment(entry: Any, where: str, keys: set[str], horizon: int | None,
+                 designs: dict[str, studies.Design] | None = None) -> Moment:
     """Check one entry of the targets file; returns it as a ``Moment``."""
     if not isinstance(entry, dict):
         _fail(where, "expected a mapping with name, observed, sd, ...")
@@ -415,6 +358,15 @@ def check_moment(entry: Any, where: str, keys: set[str], horizon: int | None) ->
     if set(args) != set(ex.params):
         _fail(where, f"the outputs cannot serve {stat} with args {sorted(args)}: it takes "
               f"{list(ex.params)}")
+    for a, allowed in ex.choices.items():
+        if args[a] not in allowed:
+            _fail(where, f"{a}={args[a]!r} is not an argument {stat} takes; expected one of "
+                  f"{list(allowed)}")
+    design = entry.get("design")
+    designs = designs or {}
+    if design is not None and design not in designs:
+        _fail(where, f"design={design!r} is not a design of the file; known: "
+              + (", ".join(sorted(designs)) or "none"))
     cols = metric_columns()
     for a in ex.metric_args:
         if args[a] not in cols:
@@ -455,7 +407,8 @@ def check_moment(entry: Any, where: str, keys: set[str], horizon: int | None) ->
                   observed=tuple(obs) if kind == "range" else float(obs), sd=float(sd),
                   rationale=str(entry["rationale"]), source=entry["source"], statistic=stat,
                   args=args, years=(years[0], years[1]), presets=presets,
-                  weight=float(weight))
+                  weight=float(weight),
+                  design=None if design is None else designs[design])
 
 
 def load_targets(path: Path = TARGETS_YAML, preset: str | None = None,
@@ -477,9 +430,13 @@ def load_targets(path: Path = TARGETS_YAML, preset: str | None = None,
     if not isinstance(doc, dict) or not isinstance(doc.get("moments"), list):
         raise TargetsError(f"{path}: expected a mapping with a list 'moments'")
     keys = source_keys()
+    try:
+        designs = studies.check_designs(doc.get("designs"), Path(path).name, keys)
+    except studies.DesignError as exc:
+        raise TargetsError(str(exc)) from exc
     moments, seen = [], set()
     for k, entry in enumerate(doc["moments"]):
-        m = check_moment(entry, f"{Path(path).name} moment {k + 1}", keys, horizon)
+        m = check_moment(entry, f"{Path(path).name} moment {k + 1}", keys, horizon, designs)
         if m.name in seen:
             _fail(f"{Path(path).name} moment {k + 1}", f"name {m.name!r} appears twice")
         seen.add(m.name)

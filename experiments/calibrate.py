@@ -58,9 +58,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from calibration import fit  # noqa: E402
+from calibration import fit, studies  # noqa: E402
 from calibration.moments import horizon_of, load_targets  # noqa: E402
 from experiments.cli import is_yes, key_value_command, split_options, write_docs_table  # noqa: E402
+from scenarios import build_levers  # noqa: E402
 from sim.config import CONF_DIR, Config  # noqa: E402
 from sim.io import atomic_write, write_text  # noqa: E402
 
@@ -218,7 +219,9 @@ def problem_of(opts: dict[str, str], overrides: list[str]) -> tuple[fit.Problem,
     problem = fit.Problem(preset=preset, params=fit.load_parameters(preset), moments=moments,
                           fitted=[m.name for m in moments if m.name not in holdout],
                           seeds=list(range(first, first + int(opts["replicates"]))),
-                          overrides=list(overrides))
+                          overrides=list(overrides), build_levers=build_levers)
+    # The study designs' levers are built once here, so a bad spec is refused before any run.
+    studies.check_levers({m.design.name: m.design for m in moments if m.design}, build_levers)
     return problem, fit.base_config(preset, overrides, horizon_of(moments))
 
 
@@ -271,8 +274,7 @@ def abc_fit(abc_smc: ModuleType, problem: fit.Problem, opts: dict[str, str],
         atomic_write(out / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False))
     abc_figures(post, summary, eps, out / "figures")
     point = dict(zip(summary["parameter"], summary["median"], strict=True))
-    sims = fit.evaluate(point, problem.seeds, problem.preset, problem.moments,
-                        problem.overrides)
+    sims = problem.evaluate(point)
     last = eps.iloc[-1]
     header = (f"# Posterior median of ABC-SMC (pyabc) by python -m experiments.calibrate "
               f"method=abc preset={problem.preset} population={settings.population} "

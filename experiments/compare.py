@@ -46,8 +46,17 @@ from experiments.i18n import Text, check_language, default_language
 from experiments.report import horizons, write_report
 from experiments.summary import METRICS, Context, report_cells, summary
 from experiments.tasks import run_scenario_task
+from experiments.uncertainty import UNCERTAINTY, draw_values, posterior_effects, posterior_path
 from scenarios import build_levers
-from sim.config import CONF_DIR, Config, as_dict, check_keys, check_overrides, validate
+from sim.config import (
+    CONF_DIR,
+    Config,
+    as_dict,
+    check_keys,
+    check_overrides,
+    set_path,
+    validate,
+)
 from sim.evaluation import EvaluationConfig, Study, evaluate, load_context
 from sim.evaluation import check as check_evaluation
 from sim.io import atomic_write, write_parquet
@@ -64,6 +73,7 @@ numbers) and writes effects.csv, replicates.parquet and report.html.
 main options:
   scenarios='[baseline,tp_funding,engagement]'  baseline first; names or scenario files
   replicates=8  years=20  horizons='[10,20]'     replicate seeds, years, report horizons
+  uncertainty=posterior draws=8 replicates=4     parameter draws x seeds (posterior=<csv>)
   city=small|helsinki|from_files                 any model override applies to every scenario
   evaluation.backend=joblib|serial|hydra          evaluation.n_jobs=0 (all cores)
   evaluation.launcher=submitit_slurm              the hydra backend on a SLURM cluster
@@ -94,6 +104,11 @@ class CompareConfig(Config):
     replicates: int = 12
     horizons: list[int] = field(default_factory=lambda: [10, 20])
     lang: str = ""  # fi | sv | en for the report and summary; empty: the user's locale
+    # seeds: intervals from chance (replicate seeds); posterior: also from the parameters,
+    # over `draws` parameter sets of the posterior file (experiments/uncertainty.py).
+    uncertainty: str = "seeds"
+    draws: int = 8
+    posterior: str = ""  # default: calibration/posterior_<city>.csv
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
@@ -164,7 +179,8 @@ def load_scenario(path: Path) -> dict[str, Any]:
 def split(cfg: CompareConfig) -> tuple[Config, dict[str, Any]]:
     """Separate the model config from the comparison settings, and check the latter."""
     d = as_dict(cfg)
-    opts = {k: d.pop(k) for k in ("scenarios", "replicates", "horizons", "lang", "evaluation")}
+    opts = {k: d.pop(k) for k in ("scenarios", "replicates", "horizons", "lang", "evaluation",
+                                  "uncertainty", "draws", "posterior")}
     opts["lang"] = check_language(opts["lang"]) if opts["lang"] else default_language()
     if not opts["scenarios"] or opts["scenarios"][0] != "baseline":
         raise ValueError(f"scenarios={opts['scenarios']!r} is not allowed; expected a list "
@@ -174,6 +190,13 @@ def split(cfg: CompareConfig) -> tuple[Config, dict[str, Any]]:
     if not isinstance(opts["replicates"], int) or opts["replicates"] < 2:
         raise ValueError(f"replicates={opts['replicates']!r} is not allowed; expected >= 2")
     check_evaluation(EvaluationConfig(**opts["evaluation"]))
+    if opts["uncertainty"] not in UNCERTAINTY:
+        raise ValueError(f"uncertainty={opts['uncertainty']!r} is not allowed; expected one of "
+                         f"{list(UNCERTAINTY)}")
+    if isinstance(opts["draws"], bool) or not isinstance(opts["draws"], int) \
+            or opts["draws"] < 2:
+        raise ValueError(f"draws={opts['draws']!r} is not allowed; expected an integer >= 2 "
+                         "(posterior parameter sets)")
     horizons = opts["horizons"]
     if not horizons or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
                            for h in horizons):
@@ -212,20 +235,47 @@ def settle(cfg: Config) -> None:
     SegregationModel(cfg, checkpoints=cfg.checkpoint_dir)
 
 
-def settle_replicates(base: Config, replicates: int, n_jobs: int,
-                      progress: bool = True) -> None:
-    """One settled state per replicate seed, in parallel, before any scenario runs.
+def settle_replicates(cities: list[Config], n_jobs: int, progress: bool = True) -> None:
+    """One settled state per replicate city (seed, and draw), in parallel, before any run.
 
     Every scenario of a replicate then restores its baseline twin's state, so the burn-in
     runs once per replicate, not once per scenario and replicate. One progress bar.
     """
+    base = cities[0]
     if base.start != "settled" or not base.checkpoint_dir or base.burn_in_years == 0:
         return
     done = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(settle)(replace(base, seed=base.seed + r)) for r in range(replicates))
-    for _ in tqdm(done, total=replicates, desc="settling cities", unit="city",
+        delayed(settle)(c) for c in cities)
+    for _ in tqdm(done, total=len(cities), desc="settling cities", unit="city",
                   disable=not progress):
         pass
+
+
+def replicate_tasks(base: Config, names: list[str], opts: dict[str, Any]
+                    ) -> tuple[list[dict], list[Config]]:
+    """The tasks (scenario x replicate) and the replicates' cities to settle.
+
+    With ``uncertainty=posterior`` a replicate is a posterior draw and a seed: task
+    ``replicate`` numbers them ``draw * replicates + seed offset``, ``draw`` names the draw
+    and ``values`` holds its parameters.
+    """
+    r_n = opts["replicates"]
+    if opts["uncertainty"] == "seeds":
+        tasks = [{"scenario": n, "seed": base.seed + r, "replicate": r}
+                 for n in names for r in range(r_n)]
+        return tasks, [replace(base, seed=base.seed + r) for r in range(r_n)]
+    path = posterior_path(base.city.preset, opts["posterior"])
+    draws = draw_values(path, opts["draws"], base.seed, base)
+    tasks = [{"scenario": n, "seed": base.seed + r, "replicate": k * r_n + r, "draw": k,
+              "values": values}
+             for n in names for k, values in enumerate(draws) for r in range(r_n)]
+    cities = []
+    for values in draws:
+        d = as_dict(base)
+        for key, value in values.items():
+            set_path(d, key, value)
+        cities += [validate({**d, "seed": base.seed + r}) for r in range(r_n)]
+    return tasks, cities
 
 
 def paired_effects(raw: pd.DataFrame, metrics: tuple[str, ...] = KEY_METRICS) -> pd.DataFrame:
@@ -315,10 +365,9 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
     shared.pop("scenario")
     context = {"config": shared, "maps": True,
                "scenarios": {n: as_dict(c)["scenario"] for n, c in scen_cfgs.items()}}
-    tasks = [{"scenario": name, "seed": base.seed + r, "replicate": r}
-             for name in scen_cfgs for r in range(opts["replicates"])]
+    tasks, cities = replicate_tasks(base, list(scen_cfgs), opts)
     write_provenance(out_dir, as_dict(cfg))
-    settle_replicates(base, opts["replicates"], opts["evaluation"]["n_jobs"] or -1, progress)
+    settle_replicates(cities, opts["evaluation"]["n_jobs"] or -1, progress)
     study = evaluate(run_scenario_task, context, tasks, out_dir,
                      EvaluationConfig(**opts["evaluation"]), progress)
     return finish(study)
@@ -338,7 +387,9 @@ def finish(study: Study) -> dict[str, Any]:
                                                            cfg)))
     raw = study.table()
     opts["scenarios"] = list(dict.fromkeys(raw["scenario"]))  # plan order: as asked
-    effects = paired_effects(raw)
+    # Posterior draws: intervals from the parameters and chance (experiments.uncertainty).
+    effects = (posterior_effects(raw, KEY_METRICS) if "draw" in raw.columns
+               else paired_effects(raw))
     write_parquet(raw, study.root / "replicates.parquet")
     atomic_write(study.root / "effects.csv", lambda p: effects.to_csv(p, index=False))
     report = write_report(list(study.extras()), raw, effects, opts, base,

@@ -41,7 +41,12 @@ from experiments.summary import (  # noqa: E402
     size,
     summary,
 )
-from experiments.trust import NOT_MODELLED, fit_statement, lever_assumptions  # noqa: E402
+from experiments.trust import (  # noqa: E402
+    NOT_MODELLED,
+    fit_statement,
+    lever_assumptions,
+    uncertainty_statement,
+)
 from sim.city import City  # noqa: E402
 from sim.config import Config, preset_families  # noqa: E402
 from sim.figures import SEA, border_segments  # noqa: E402
@@ -279,11 +284,15 @@ def summary_section(cells: pd.DataFrame, ctx: Context, base: Config,
                + "".join(f"<li>{html.escape(a)}</li>" for a in assumptions) + "</ul>"
                if assumptions else "")
     missing = "".join(f"<li>{html.escape(_(x))}</li>" for x in NOT_MODELLED)
+    years = cells["year"] if len(cells) else ctx.effects.get("year", pd.Series([0]))
+    last = int(years.max()) if len(years) else 0
     return (f'<section class="summary" id="summary"><h2>{_("Summary")}</h2>'
             f'<p class="lead">{html.escape(lead)}</p><ul>{items}</ul>'
             f"<p><small>{html.escape(rule)}</small></p>"
             f"<h3>{_('How far to trust this, and what the model cannot say')}</h3>"
-            f"<p>{html.escape(fit_statement(base, t))}</p>{assumed}"
+            f"<p>{html.escape(fit_statement(base, t))}</p>"
+            f"<p>{html.escape(uncertainty_statement(ctx.effects, last, t))}</p>"
+            f"{assumed}"
             f"<p>{_('Not modelled:')}</p><ul>{missing}</ul></section>")
 
 

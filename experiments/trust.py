@@ -36,7 +36,8 @@ LEVER_ASSUMPTIONS: dict[str, list[tuple[str, str, str]]] = {
 }
 
 NOT_MODELLED = (
-    N_("Families who leave the city do not come back: returns are not modelled."),
+    N_("Families who leave the city come back at a fitted yearly rate, more often when a "
+       "child reaches school age; why they return is not modelled."),
     N_("Housing prices and rents do not respond to demand; only urban renewal changes them."),
     N_("Families arriving from elsewhere replace a fixed share of those who leave; the "
        "policies do not change how many arrive or who they are."),
@@ -73,6 +74,27 @@ def fit_statement(base: Config, t: Text) -> str:
     if missed:
         text += " " + _("Not reproduced: {names}.").format(names=", ".join(missed))
     return text
+
+
+def uncertainty_statement(effects: pd.DataFrame, year: int, t: Text) -> str:
+    """What the intervals include: chance only, or the parameters' posterior too.
+
+    With ``uncertainty=posterior`` (``experiments.uncertainty``) it gives the median share
+    of an effect's spread that comes from the parameters, over the key metrics at ``year``.
+    """
+    _ = t.gettext
+    if "param_share" not in effects.columns:
+        return _("The intervals show chance only (the random events of each run); they do not "
+                 "include the uncertainty of the fitted parameters, which the comparison "
+                 "option uncertainty=posterior adds.")
+    at = effects[effects["year"] == year]
+    share = float(at["param_share"].median()) if len(at) else float("nan")
+    return _("The intervals include the uncertainty of the fitted parameters: each scenario "
+             "ran over {k} parameter sets drawn from the calibration's posterior, each with "
+             "the same random events as its baseline. In year {year}, typically {share} of "
+             "an effect's spread comes from the parameters and the rest from chance.").format(
+        k=int(at["n_draws"].max()) if len(at) else 0, year=year,
+        share=t.pct(share, 0) if share == share else "-")
 
 
 def lever_assumptions(scenarios: dict[str, dict[str, Any]], base: Config,

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT = "kaikkien-koulu-settled-v2"
+FORMAT = "kaikkien-koulu-settled-v3"  # v3: the grade-9 transition account
 SHAPING_KEYS = ("seed", "start", "burn_in_years", "city", "behaviour")
 POOLS = ("families", "children")
 UNITS = ("schools", "daycares")

@@ -279,6 +279,27 @@ class OutcomeConfig:
 
 
 @dataclass
+class TransitionConfig:
+    """After grade 9: no upper-secondary education ("dropout"), vocational or general.
+
+    Two logits on the pupil's achievement (school years against the grade norm, the
+    ``outcomes`` scale), status class and home language: ``P(dropout)``, then, for those who
+    continue, ``P(general | continuing)``. The intercepts and the foreign-language terms are
+    fitted to Helsinki's base rates (``grade9_*`` and ``silliman_*`` moments in
+    ``calibration/targets.yaml``); the slopes and status terms are assumptions.
+    """
+
+    dropout_logit: float = -3.9  # set to grade9_dropout_share (8%) on settled helsinki, seed 0
+    dropout_foreign: float = 0.9  # set to grade9_dropout_foreign (27%) on the same city
+    dropout_achievement: float = -1.0  # log-odds per school year of achievement; assumption
+    dropout_ses: list[float] = field(default_factory=lambda: [0.4, 0.0, -0.4])  # assumption
+    general_logit: float = 1.8  # set to grade9_general_share (65%) on the same city
+    general_foreign: float = -0.3  # assumption
+    general_achievement: float = 1.5  # log-odds per school year of achievement; assumption
+    general_ses: list[float] = field(default_factory=lambda: [-0.5, 0.0, 0.6])  # assumption
+
+
+@dataclass
 class ReputationConfig:
     """Lagged, inertial perception of outcomes and intake composition."""
 
@@ -300,6 +321,7 @@ class BehaviourConfig:
     daycare: DaycareConfig = field(default_factory=DaycareConfig)
     school: SchoolConfig = field(default_factory=SchoolConfig)
     outcomes: OutcomeConfig = field(default_factory=OutcomeConfig)
+    transitions: TransitionConfig = field(default_factory=TransitionConfig)
     reputation: ReputationConfig = field(default_factory=ReputationConfig)
 
 
@@ -545,6 +567,7 @@ def as_dict(cfg: Config) -> dict:
 # years, where 10 is more than the whole gap between the top and bottom schools (2.5).
 LOGIT = 20.0
 EFFECT = 10.0
+RESOURCE_EFFECT = 50.0
 # Smallest number of families per school or daycare: below it the generator cannot place
 # every unit on a distinct inhabited cell ("Cannot take a larger sample than population").
 # The tiny test cities have about 20; Helsinki has 750 per lower school. Assumption.
@@ -899,15 +922,24 @@ def validate(cfg: Config | DictConfig | dict) -> Config:
 
     o = f"{b}.outcomes"
     c.length(f"{o}.ses_effect", N_SES)
-    for key in ("ses_effect", "foreign_effect", "peer_effect", "resource_effect",
-                "turnover_effect"):
+    for key in ("ses_effect", "foreign_effect", "peer_effect", "turnover_effect"):
         c.signed(f"{o}.{key}", EFFECT)
+    # Per +100% resources, applied to funding of a few per cent: Silliman's (2017) effects
+    # read through achievement need tens of school years per unit (docs/studies.md).
+    c.signed(f"{o}.resource_effect", RESOURCE_EFFECT)
     for key in ("adjustment", "turnover_base"):
         c.share(f"{o}.{key}")
     # Turnover is a yearly rate: its sensitivities are rates per unit share or resources.
     c.real(f"{o}.turnover_disadvantage", -1.0, 1.0)
     c.real(f"{o}.turnover_resources", -1.0, 1.0)
     c.real(f"{o}.noise_sd", 0.0, 10.0)
+
+    t = f"{b}.transitions"
+    for key in ("dropout_ses", "general_ses"):
+        c.length(f"{t}.{key}", N_SES)
+    for key in ("dropout_logit", "dropout_foreign", "dropout_achievement", "dropout_ses",
+                "general_logit", "general_foreign", "general_achievement", "general_ses"):
+        c.signed(f"{t}.{key}", LOGIT)
 
     r = f"{b}.reputation"
     c.flag(f"{r}.feedback")

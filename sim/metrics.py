@@ -59,6 +59,8 @@ MAY_BE_EMPTY: dict[str, str] = {
     "daycare_participation*": "no child aged 1-6 of that group",
     "foreign_share_age1_6": "no child aged 1-6",
     "born_here_share_age0_6": "no child aged 0-6",
+    "g9_*": "no pupil finished grade 9 that year (with a fresh start, year 0), or none of "
+            "that language group",
 }
 
 
@@ -70,6 +72,9 @@ def may_be_empty(column: str) -> bool:
 AGES = 16  # children aged 0-15
 AGE_COLS = ([f"children_ses{k}" for k in range(3)] + [f"left_ses{k}" for k in range(3)]
             + ["born_here", "left_born_here", "returned_born_here", "first_moves"])
+# Grade-9 leavers per school by language group (``sim.phases.transitions``): leavers, those
+# who do not continue to upper secondary ("dropout"), those entering general upper secondary.
+G9_COLS = [f"g9_{what}_lang{k}" for what in ("leavers", "dropout", "general") for k in range(2)]
 FLOW_KEYS = ("aged_out", "left_city", "returns", "arrivals", "births", "first_births",
              "moves", "capacity_added", "daycare_waitlist")
 
@@ -121,7 +126,7 @@ class YearRecorder:
 
     # The year's flow accounts: what a settled-state checkpoint carries into year 0.
     ACCOUNTS = ("n_start", "move_in", "move_out", "leaver_band", "moves_band", "moves_ses",
-                "fam_band", "fam_ses", "intake", "intake_school", "ages", "booked")
+                "fam_band", "fam_ses", "intake", "intake_school", "ages", "g9", "booked")
 
     # -------------------------------------------------------------- booking
     def start_year(self) -> None:
@@ -139,12 +144,14 @@ class YearRecorder:
         self.intake = np.zeros((2, 4))  # level x (entrants, local, renewal entrants, local)
         self.intake_school = np.zeros((2, len(self.m.schools.cell)))  # entrants, local
         self.ages = np.zeros((len(AGE_COLS), AGES), dtype=np.int64)  # AGE_COLS x age
+        self.g9 = np.zeros((len(self.m.schools.cell), len(G9_COLS)), dtype=np.int64)
         self.booked = True
 
     def grow_schools(self, n_s: int) -> None:
         """Widen the intake accounts after a school is added."""
         pad = n_s - self.intake_school.shape[1]
         self.intake_school = np.pad(self.intake_school, ((0, 0), (0, pad)))
+        self.g9 = np.pad(self.g9, ((0, pad), (0, 0)))
 
     def book_exit(self, slots: np.ndarray) -> None:
         """Families leaving the model (aged out or left the city)."""
@@ -219,6 +226,15 @@ class YearRecorder:
         self.intake[lev] = [len(kids), is_local.sum(), ren.sum(), (is_local & ren).sum()]
         self.intake_school[0] += np.bincount(got, minlength=n_s)
         self.intake_school[1] += np.bincount(got[is_local], minlength=n_s)
+
+    def book_transitions(self, school: np.ndarray, lang: np.ndarray, dropout: np.ndarray,
+                         general: np.ndarray) -> None:
+        """Grade-9 leavers (their school and language group) and their transitions."""
+        n_s = len(self.g9)
+        for j, sel in enumerate((np.ones(len(school), dtype=bool), dropout, general)):
+            for k in range(2):
+                pick = sel & (lang == k)
+                self.g9[:, 2 * j + k] = np.bincount(school[pick], minlength=n_s)
 
     # -------------------------------------------------------------- tables
     def cell_matrix(self) -> np.ndarray:
@@ -346,6 +362,12 @@ class YearRecorder:
         for lo, hi in ((1, 2), (3, 6)):
             out[f"daycare_participation_age{lo}_{hi}"] = float(
                 _rate(inday[lo:hi + 1, :3].sum(), kids[lo:hi + 1, :3].sum()))
+        g9 = self.g9.sum(0)  # G9_COLS
+        out["g9_dropout_share"] = float(_rate(g9[2] + g9[3], g9[0] + g9[1]))
+        out["g9_general_share"] = float(_rate(g9[4] + g9[5], g9[0] + g9[1]))
+        for k in range(2):
+            out[f"g9_dropout_share_lang{k}"] = float(_rate(g9[2 + k], g9[k]))
+            out[f"g9_general_share_lang{k}"] = float(_rate(g9[4 + k], g9[k]))
         out.update({k: float(v) for k, v in self.flows.items()})
         out["policy_cost_eur"] = m.ledger.total(m.year)
         return {k: float(v) for k, v in out.items()}
@@ -385,6 +407,7 @@ class YearRecorder:
             "enrolled": enrol[:, :3].sum(1),
             "intake": np.concatenate([self.intake_school[0], nan_d]),
             "intake_local": np.concatenate([self.intake_school[1], nan_d]),
+            **{c: np.concatenate([self.g9[:, j], nan_d]) for j, c in enumerate(G9_COLS)},
             "reputation_native": np.concatenate([sch.rep_perceived[0], dcs.rep_perceived[0]]),
             "reputation_foreign": np.concatenate([sch.rep_perceived[1], dcs.rep_perceived[1]]),
             "mean_outcome": np.concatenate([sch.mean_outcome, nan_d]),

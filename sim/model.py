@@ -46,6 +46,7 @@ from sim.phases import (
     population,
     reputation,
     schooling,
+    transitions,
 )
 from sim.rng import Streams
 from sim.state import new_children, new_families
@@ -88,6 +89,7 @@ YEAR: tuple[Phase, ...] = (
     daycare.daycare_choice,
     schooling.school_choice,
     outcomes.outcomes,
+    transitions.after_grade9,
     reputation.reputation,
     policy.apply_levers,
     record,
@@ -95,6 +97,8 @@ YEAR: tuple[Phase, ...] = (
 
 # A burn-in year: the same year without recording it. Levers are bound only after the
 # burn-in, so ``policy.apply_levers`` acts on no lever then and only refreshes perception.
+# The grade-9 transitions change no state; they run in the burn-in too, so that year 0
+# books the last burn-in year's leavers, as it does its other flows.
 BURN_IN: tuple[Phase, ...] = tuple(p for p in YEAR if p is not record)
 
 
@@ -297,7 +301,8 @@ class SegregationModel(LeverSurface, mesa.Model):
            applications (kernel ``rank_programmes``) and capacity-constrained deferred
            acceptance with catchment priority (kernel ``deferred_acceptance``).
         5. **Outcomes** (``phases.outcomes``): pupils' learning from background, peers,
-           resources and teacher turnover.
+           resources and teacher turnover; then grade-9 leavers' transitions
+           (``phases.transitions``: no upper secondary, vocational or general), booked.
         6. **Reputation** (``phases.reputation``): lagged, inertial perception of outcomes
            and intake composition, by language group.
         7. **Levers** (``phases.policy``): each lever's ``apply(model)``, in scenario order,

@@ -1,0 +1,173 @@
+"""Published studies replicated inside the model: their designs and their estimators.
+
+A study's estimate becomes a calibration moment when the model's simulated register is put
+through the study's own design and estimator (docs/studies.md). A *design* (``designs:`` in
+``calibration/targets.yaml``) is the run a study needs besides the plain settled decade: for
+Silliman (2017), the old area-based "positive discrimination" funding switched on in a given
+year. A moment names its design (``design: <name>``) and is computed on that run's tables;
+moments without one read the plain run. Every design run of a seed starts from the plain
+run's settled state (the same checkpoint), so a design differs from the plain run only by
+its levers, with common random numbers.
+
+A design's levers are scenario-file lever specs (``conf/scenario/*.yaml``). They are built by
+the caller: ``experiments.calibrate`` passes ``scenarios.build_levers``, since the calibration
+layer does not import the policy layer.
+
+Estimators (extraction functions of ``calibration.registry``):
+
+* ``silliman_did``: Silliman (2017, VATT Working Paper 91) estimates the effect of the
+  funding on grade-9 leavers' transitions by differences in differences: funded schools
+  against the others, cohorts before against cohorts after the funding began, separately for
+  native and immigrant-background pupils. Here: the pupil-weighted 2 x 2 difference in
+  differences of a transition share (``dropout``: no upper-secondary education;
+  ``general``: general upper secondary) of the upper schools funded at the first allocation
+  (``start``, the lever's ``start_year``) against those that were not, the years up to
+  ``start`` against the years after it. It equals the OLS coefficient of treated x post in a
+  pupil-level linear probability model with treated and post dummies, the study's
+  specification without its covariates.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from calibration.registry import Outputs, extractor, in_years
+from sim.config import Config
+from sim.model import SegregationModel
+from sim.surface import Lever
+
+DESIGN_FIELDS = {"description", "levers", "source"}
+GROUPS = {"native": 0, "foreign": 1}
+TRANSITIONS = ("dropout", "general")
+
+BuildLevers = Callable[[list, str], list[Lever]]
+
+
+class DesignError(ValueError):
+    """A design of the targets file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Design:
+    """A study's run: the levers it switches on (scenario-file specs) and its source."""
+
+    name: str
+    description: str
+    levers: tuple[dict[str, Any], ...]
+    source: str
+
+
+def check_designs(doc: Any, where: str, keys: set[str]) -> dict[str, Design]:
+    """Check the ``designs`` mapping of the targets file.
+
+    Args:
+        doc: The ``designs`` entry (``None`` if absent).
+        where: The file's name, for messages.
+        keys: The source keys of ``targets.csv``.
+
+    Raises:
+        DesignError: The first design that cannot be used, with the reason.
+    """
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise DesignError(f"{where}: designs must be a mapping of name to design")
+    out = {}
+    for name, entry in doc.items():
+        at = f"{where} design {name}"
+        if not isinstance(entry, dict) or set(entry) != DESIGN_FIELDS:
+            got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+            raise DesignError(f"{at}: expected the fields {sorted(DESIGN_FIELDS)}, got {got}")
+        levers = entry["levers"]
+        if not (isinstance(levers, list) and levers
+                and all(isinstance(x, dict) and "lever" in x for x in levers)):
+            raise DesignError(f"{at}: levers must be a non-empty list of lever specs, "
+                              "each a mapping such as {lever: tp_funding, budget_eur: 2.5e6}")
+        if entry["source"] not in keys:
+            raise DesignError(f"{at}: source={entry['source']!r} is not a key of targets.csv")
+        out[name] = Design(name, str(entry["description"]), tuple(dict(x) for x in levers),
+                           entry["source"])
+    return out
+
+
+def simulate(cfg: Config, designs: Mapping[str, Design],
+             build_levers: BuildLevers | None) -> dict[str | None, Outputs]:
+    """The tables of the plain run (key ``None``) and of each design's run of ``cfg``.
+
+    Args:
+        cfg: The candidate's config, with its seed.
+        designs: The designs the moments need.
+        build_levers: Builds levers from specs (``scenarios.build_levers``); needed if any
+            design is.
+
+    Raises:
+        ValueError: Designs are needed and no ``build_levers`` is given.
+    """
+    if not designs:
+        model = SegregationModel(cfg)
+        model.run()
+        return {None: Outputs.from_model(model)}
+    if build_levers is None:
+        raise ValueError(f"the moments need the study designs {sorted(designs)}: pass "
+                         "build_levers (experiments.calibrate passes scenarios.build_levers)")
+    out: dict[str | None, Outputs] = {}
+    # The designs restore the plain run's settled state: one burn-in per seed.
+    with tempfile.TemporaryDirectory(prefix="designs-") as settled:
+        for name in (None, *sorted(designs)):
+            levers = [] if name is None else build_levers(list(designs[name].levers),
+                                                          f"design {name}")
+            model = SegregationModel(cfg, levers=levers, checkpoints=settled)
+            model.run()
+            out[name] = Outputs.from_model(model)
+    return out
+
+
+def check_levers(designs: Mapping[str, Design], build_levers: BuildLevers) -> None:
+    """Build every design's levers once, so a bad spec is refused before any run."""
+    for name, d in designs.items():
+        build_levers(list(d.levers), f"design {name}")
+
+
+# --------------------------------------------------------------------------- estimators
+def did_2x2(rate: Callable[[np.ndarray, np.ndarray], float], treated: np.ndarray,
+            post: np.ndarray) -> float:
+    """``(T post - T pre) - (C post - C pre)`` of ``rate(rows_of_treated, rows_of_post)``."""
+    return (rate(treated, post) - rate(treated, ~post)) - (rate(~treated, post)
+                                                          - rate(~treated, ~post))
+
+
+@extractor(valid=(-1.0, 1.0), choices={"outcome": TRANSITIONS, "group": tuple(GROUPS)})
+def silliman_did(out: Outputs, years: tuple[int, int], outcome: str, group: str,
+                 start: int) -> float:
+    """Silliman's (2017) difference in differences of a grade-9 transition share.
+
+    Args:
+        out: The design run's tables.
+        years: First and last cohort (year) of the sample.
+        outcome: ``dropout`` or ``general``.
+        group: ``native`` or ``foreign`` (home language).
+        start: The year of the first funding allocation: the last pre-period year.
+
+    Returns:
+        The estimate in shares (-0.03 is 3 percentage points less); NaN if a cell of the
+        2 x 2 table has no pupil.
+    """
+    u = in_years(out.units, years)
+    u = u[u["kind"] == "school_upper"]
+    first = u[(u["year"] == start) & (u["funding_eur"] > 0)]["index"]
+    treated = u["index"].isin(first).to_numpy()
+    post = (u["year"] > start).to_numpy()
+    k = GROUPS[group]
+    num = u[f"g9_{outcome}_lang{k}"].to_numpy(float)
+    den = u[f"g9_leavers_lang{k}"].to_numpy(float)
+
+    def rate(a: np.ndarray, b: np.ndarray) -> float:
+        n = den[a & b].sum()
+        return num[a & b].sum() / n if n > 0 else float("nan")
+
+    return float(did_2x2(rate, treated, post))
