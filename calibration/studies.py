@@ -171,3 +171,25 @@ def silliman_did(out: Outputs, years: tuple[int, int], outcome: str, group: str,
         return num[a & b].sum() / n if n > 0 else float("nan")
 
     return float(did_2x2(rate, treated, post))
+
+
+def silliman_effect(plain: Outputs, design: Outputs, years: tuple[int, int], outcome: str,
+                    group: str, start: int) -> float:
+    """The design's true effect on its funded schools: the design run minus its twin.
+
+    The pupil-weighted transition share of the schools funded at ``start``, over the years
+    after it, in the design run minus the same schools and years in the plain run (same
+    seed and settled state): the effect on the treated that the difference in differences
+    estimates.
+    """
+    k = GROUPS[group]
+    d = in_years(design.units, years)
+    first = d[(d["kind"] == "school_upper") & (d["year"] == start)
+              & (d["funding_eur"] > 0)]["index"]
+    shares = []
+    for out in (design, plain):
+        u = in_years(out.units, years)
+        u = u[(u["kind"] == "school_upper") & (u["year"] > start) & u["index"].isin(first)]
+        n = u[f"g9_leavers_lang{k}"].sum()
+        shares.append(u[f"g9_{outcome}_lang{k}"].sum() / n if n > 0 else float("nan"))
+    return float(shares[0] - shares[1])

@@ -25,7 +25,9 @@ is a model override such as ``burn_in_years=30``):
   points of the loss profile along each parameter (identification); ``out``
   (``outputs/calibration/<preset>``);
 * ``ship`` (false): also write ``conf/behaviour/calibrated_<preset>.yaml`` and
-  ``calibration/fit_<preset>.csv``, the shipped fit.
+  ``calibration/fit_<preset>.csv``, the shipped fit; with abc also
+  ``calibration/posterior_<preset>.csv``, the draws of ``experiments.compare
+  uncertainty=posterior``.
 
 Writes to ``out``: ``calibrated_<preset>.yaml`` (a ``behaviour`` option every command
 accepts: ``behaviour=calibrated_<preset>`` once shipped; the best trial, or with abc the
@@ -319,6 +321,11 @@ def calibrate(argv: list[str]) -> Path:
                    CONF_DIR / "behaviour" / f"calibrated_{preset}.yaml")
         atomic_write(ROOT / shipped_fit, lambda p: table.to_csv(p, index=False))
         log.info("shipped: conf/behaviour/calibrated_%s.yaml and %s", preset, shipped_fit)
+        if opts["method"] == "abc":  # the draws experiments.compare uncertainty=posterior reads
+            post = pd.read_csv(out / "posterior.csv")
+            shipped_post = ROOT / "calibration" / f"posterior_{preset}.csv"
+            atomic_write(shipped_post, lambda p: post.to_csv(p, index=False))
+            log.info("shipped: %s (%d particles)", shipped_post.relative_to(ROOT), len(post))
     log.info("calibration of %s: %s, %d of %d moments met; %.0f s this session -> %s",
              preset, found.note, int(table["met"].sum()), len(table), wall, out)
     return out

@@ -115,7 +115,8 @@ COMMANDS = {
     "experiments.run": "city=", "experiments.compare": "scenarios=",
     "experiments.sensitivity": "method=", "experiments.collect": "folder",
     "experiments.calibrate": "preset=", "experiments.burn_in": "seeds=",
-    "experiments.levels": "seeds=", "experiments.app": "--port", "sim.geo_sample": "folder",
+    "experiments.levels": "seeds=", "experiments.replicate": "seeds=",
+    "experiments.app": "--port", "sim.geo_sample": "folder",
     "sim.worker": "chunk=",
 }
 
@@ -147,18 +148,20 @@ def test_help_starts_with_usage_and_main_options(ask: tuple[str, str], helped: d
 
 
 def test_report_commands_say_what_they_wrote(tmp_path: Path, caplog) -> None:
-    from experiments import calibrate, levels
+    from experiments import calibrate, levels, replicate
 
-    for module, page in ((calibrate, "calibration.md"), (levels, "levels.md")):
+    for module, page in ((calibrate, "calibration.md"), (levels, "levels.md"),
+                         (replicate, "studies.md")):
         shipped = (ROOT / "docs" / page).read_text()
         copy = tmp_path / page
         copy.write_text(shipped)
-        fn = calibrate.write_status_table if module is calibrate else levels.report
+        fn = calibrate.write_status_table if module is calibrate else module.report
         with caplog.at_level("INFO"):
             fn(copy)
         assert f"to {copy}" in caplog.text and "unchanged" in caplog.text  # shipped = generated
         copy.write_text(shipped.replace("| local_share_g1 |", "| edited |")
-                        .replace("| neighbourhood_H |", "| edited |"))
+                        .replace("| neighbourhood_H |", "| edited |")
+                        .replace("| silliman_dropout_native |", "| edited |"))
         caplog.clear()
         with caplog.at_level("INFO"):
             fn(copy)
