@@ -23,7 +23,9 @@ CALIBRATION_DIR = Path(__file__).resolve().parent.parent / "calibration"
 # "lever": an argument of the lever in the scenario file; "config": a model parameter.
 LEVER_ASSUMPTIONS: dict[str, list[tuple[str, str, str]]] = {
     "tp_funding": [("config", "behaviour.outcomes.resource_effect",
-                    N_("school years of learning per unit of extra resources per pupil"))],
+                    N_("school years of learning per unit of extra resources per pupil; "
+                       "Silliman's 2017 study, replicated in the model, points to a value "
+                       "about 40 times larger, see docs/studies.md"))],
     "engagement": [
         ("lever", "trust_gain", N_("how much more families trust a reached school")),
         ("lever", "optout_reduction",
