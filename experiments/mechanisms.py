@@ -107,6 +107,7 @@ def run_study(base: Config, names: list[str], opts: dict[str, str], out: Path) -
     check_evaluation(evaluation)
     cfgs = {"baseline": scenario_config(base, "baseline")}
     cfgs.update({n: scenario_config(base, n) for n in names})
+    cfgs = {c.scenario.name: c for c in cfgs.values()}
     shared = as_dict(base)
     shared.pop("scenario")
     context = {"config": shared, "metrics": list(METRICS),
@@ -319,16 +320,16 @@ def figures(eff: pd.DataFrame, name: str, out: Path) -> None:
 def mechanisms(argv: list[str]) -> Path:
     """Run the decomposition and write its outputs; returns the output folder."""
     opts, overrides = split_options(argv, OPTIONS)
-    names = scenario_names(opts["scenario"])
+    asked = scenario_names(opts["scenario"])
     years = positive_int(opts, "years", 1)
     cfg = load_config([*overrides, f"years={years}", "output.figures=false"])
     if cfg.start != "settled":
         raise ValueError(f"start={cfg.start!r}: the decomposition runs from the settled "
                          "city; expected start=settled")
     out = Path(opts["out"] or f"outputs/mechanisms_{cfg.city.preset}")
-    for n in names:  # a bad scenario fails before any run
-        scenario_config(cfg, n)
-    tables = run_study(cfg, names, opts, out)
+    # A bad scenario fails before any run; a scenario file is labelled by its name.
+    names = [scenario_config(cfg, n).scenario.name for n in asked]
+    tables = run_study(cfg, asked, opts, out)
     for k, df in tables.items():
         write_parquet(df, out / f"{k}.parquet")
     eff = effects(tables, names)
