@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import TINY
 from experiments import mechanisms
 from experiments.mechanism_records import run_mechanism_task, unit_terms
 from experiments.tasks import run_scenario_task
+from sim.config import CONF_DIR
 from sim.evaluation import load, load_context
 from sim.indices import theil_h
 
@@ -20,10 +22,16 @@ KEYS = ["scenario", "replicate", "year"]
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> dict[str, pd.DataFrame]:
-    """One decomposition of urban_renewal on the tiny city; its tables by name."""
+    """One decomposition of urban renewal on the tiny city; its tables by name.
+
+    The scenario is a file of one's own (urban_renewal renamed ``my_renewal``): the results
+    are labelled by its name.
+    """
     tmp = tmp_path_factory.mktemp("mechanisms")
-    out = mechanisms.mechanisms([*ARGS, "scenario=urban_renewal", f"out={tmp / 'run'}",
-                                 f"checkpoint_dir={tmp / 'ck'}"])
+    spec = yaml.safe_load((CONF_DIR / "scenario" / "urban_renewal.yaml").read_text())
+    (tmp / "mine.yaml").write_text(yaml.safe_dump({**spec, "name": "my_renewal"}))
+    out = mechanisms.mechanisms([*ARGS, f"scenario={tmp / 'mine.yaml'}",
+                                 f"out={tmp / 'run'}", f"checkpoint_dir={tmp / 'ck'}"])
     names = ("housing", "families", "flows", "intake", "school_h", "metrics", "effects")
     tables = {k: pd.read_parquet(out / f"{k}.parquet") for k in names}
     tables["out"] = out
@@ -94,17 +102,18 @@ def test_the_baseline_twin_is_a_plain_baseline_run(study) -> None:
         twin = raw[(raw["scenario"] == "baseline") & (raw["replicate"] == r)]
         pd.testing.assert_frame_equal(twin.reset_index(drop=True), plain)
     # And the mechanism runner returns the plain runner's table for a scenario too.
-    task = {"scenario": "urban_renewal", "seed": context["config"]["seed"], "replicate": 0}
+    task = {"scenario": "my_renewal", "seed": context["config"]["seed"], "replicate": 0}
     pd.testing.assert_frame_equal(run_mechanism_task(context, task)["table"],
                                   run_scenario_task(context, task)["table"])
 
 
 def test_the_outputs_are_written(study) -> None:
     out = study["out"]
-    for name in ("summary.md", "urban_renewal_h.png", "urban_renewal_families.png"):
+    for name in ("summary.md", "my_renewal_h.png", "my_renewal_families.png"):
         assert (out / name).stat().st_size > 0
     text = (out / "summary.md").read_text()
-    assert "### School status H and its parts" in text
+    assert "## my_renewal" in text and "### School status H and its parts" in text
+    assert set(study["metrics"]["scenario"]) == {"baseline", "my_renewal"}
     # The renewal areas got the new dwellings, and only they.
     e = study["effects"]
     dw = e[(e["table"] == "housing") & (e["measure"] == "dwellings") & (e["year"] == 3)]
