@@ -42,26 +42,40 @@ def families_by_status(model: SegregationModel) -> np.ndarray:
     return counts(f.cell[a], f.ses[a], model.city.n_cells, 3)
 
 
-def run_scenario_task(context: dict, task: dict) -> dict[str, Any]:
-    """Run one scenario replicate; return its metrics table (and report maps if asked).
+def build_task_model(context: dict, task: dict) -> SegregationModel:
+    """The model of one task, its levers built and bound, at year 0 (not run yet).
 
     Levers are built here and passed to the model (entry points own lever construction).
     """
-    logging.getLogger("MESA").setLevel(logging.WARNING)  # no per-step log lines
     cfg = task_config(context, task)
     levers = build_levers(cfg.scenario.levers, f"scenario {cfg.scenario.name}")
-    model = SegregationModel(cfg, levers=levers, checkpoints=cfg.checkpoint_dir or None)
-    catch0 = (model.city.catchment_lower.copy(), model.city.catchment_upper.copy())
-    status0 = families_by_status(model)
-    model.run()
+    return SegregationModel(cfg, levers=levers, checkpoints=cfg.checkpoint_dir or None)
+
+
+def metrics_table(model: SegregationModel, context: dict, task: dict) -> pd.DataFrame:
+    """A run's metrics table as runners return it.
+
+    The task's labels come first; only the context's ``years`` and ``metrics`` are kept.
+    """
     df = model.recorder.metrics_frame()
     if "years" in context:
         df = df[df["year"].isin(context["years"])]
     if "metrics" in context:
         df = df[["year", *context["metrics"]]]
     labels = {k: v for k, v in task.items() if k != "values"}
-    df = pd.concat([pd.DataFrame({k: [v] * len(df) for k, v in labels.items()}),
-                    df.reset_index(drop=True)], axis=1)
+    return pd.concat([pd.DataFrame({k: [v] * len(df) for k, v in labels.items()}),
+                      df.reset_index(drop=True)], axis=1)
+
+
+def run_scenario_task(context: dict, task: dict) -> dict[str, Any]:
+    """Run one scenario replicate; return its metrics table (and report maps if asked)."""
+    logging.getLogger("MESA").setLevel(logging.WARNING)  # no per-step log lines
+    model = build_task_model(context, task)
+    cfg = model.cfg
+    catch0 = (model.city.catchment_lower.copy(), model.city.catchment_upper.copy())
+    status0 = families_by_status(model)
+    model.run()
+    df = metrics_table(model, context, task)
     if context.get("maps"):
         # Pupils by year, for the report's sizes (how many low-status pupils a change of
         # the dissimilarity index means).
