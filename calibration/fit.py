@@ -34,7 +34,9 @@ from scipy import stats
 
 from calibration.moments import Moment, Outputs, horizon_of
 from sim.config import Config, as_dict, load_config, validate
+from sim.evaluation import run_tasks
 from sim.model import SegregationModel
+from sim.settle import anchor_config
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +98,32 @@ def evaluate(params: dict[str, float], seeds: Sequence[int], preset: str,
     Returns:
         A frame indexed by seed with one column per moment.
     """
-    cfg = with_params(base_config(preset, overrides, horizon_of(list(moments))), params)
-    rows = {}
-    for seed in seeds:
-        model = SegregationModel(validate({**as_dict(cfg), "seed": int(seed)}))
-        model.run()
-        out = Outputs.from_model(model)
-        rows[int(seed)] = {m.name: m.simulate(out) for m in moments}
+    base = base_config(preset, overrides, horizon_of(list(moments)))
+    cfg = with_params(base, params)
+    # Warm from the base behaviour's settled city (the shipped fit, as a rule): the anchor
+    # is the same for every candidate, so a candidate's moments depend on it alone.
+    context = {"config": as_dict(cfg), "anchor": as_dict(base)["behaviour"]}
+    results = run_tasks(run_candidate, context, [{"seed": int(s)} for s in seeds])
+    rows = {r["seed"]: {m.name: m.simulate(r["outputs"]) for m in moments} for r in results}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def run_candidate(context: dict, task: dict) -> dict:
+    """Runner (``sim.evaluation``) of one candidate and seed: its tables, settled warm.
+
+    The context holds ``config`` (the candidate's config) and ``anchor`` (a behaviour:
+    the candidate settles warm from that behaviour's settled state, ``sim.settle``); the
+    anchors' states are kept in ``config.checkpoint_dir``, the candidates' are not.
+    """
+    logging.getLogger("MESA").setLevel(logging.WARNING)
+    cfg = validate({**context["config"], "seed": task["seed"]})
+    anchor = anchor_config(cfg, context["anchor"]) if context.get("anchor") else None
+    model = SegregationModel(cfg, checkpoints=cfg.checkpoint_dir or None, anchor=anchor,
+                             keep_warm=False)
+    model.run()
+    return {"table": pd.DataFrame({"seed": [task["seed"]],
+                                   "resettled_years": [model.resettled_years]}),
+            "seed": task["seed"], "outputs": Outputs.from_model(model)}
 
 
 def standardised(moments: Sequence[Moment], sims: pd.DataFrame) -> pd.Series:
