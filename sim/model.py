@@ -366,13 +366,13 @@ class SegregationModel(LeverSurface, mesa.Model):
     def resettle(self) -> None:
         """Re-settle a restored settled state under this model's behaviour (``sim.settle``).
 
-        Runs burn-in years (``BURN_IN``, numbered from ``-burn_in_years``) until the online
-        convergence rule holds, at most ``burn_in_years``; the last of them is year 0.
+        Runs burn-in years (``BURN_IN``, numbered from ``settle.YEAR_BASE``) until the
+        online convergence rule holds, at most ``burn_in_years``; the last of them is year 0.
         """
-        settle.shift_years(self, -self.cfg.burn_in_years - self.year)
+        settle.shift_years(self, settle.YEAR_BASE - self.year)
         history: list[np.ndarray] = []
         with _gc_frozen() as freeze:
-            while self.year < 0:
+            while self.year < settle.YEAR_BASE + self.cfg.burn_in_years:
                 freeze()
                 self._advance(BURN_IN)
                 history.append(settle.key_indices(self))

@@ -21,11 +21,11 @@ it has: after year ``t >= FLOOR_YEARS`` the mean of each key index over the last
 the standard error of the difference (year-to-year noise) of the mean over the ``WINDOW``
 years before them. The first year where every index passes ends the re-settling.
 
-**Year numbers.** Re-settling years are numbered as burn-in years (negative, their own
-random streams): the state is moved back to year ``-burn_in_years``, the years run, and the
-state is moved forward so that the last re-settling year is year 0. Only differences of
-years enter the model (a family's arrival year, an away family's return year), so moving
-the state is exact.
+**Year numbers.** Re-settling years have their own random streams: the state is moved to
+year ``YEAR_BASE``, a positive year no run reaches (so a leaver's return year is a
+positive year, as ``phases.returns`` needs), the years run, and the state is moved back so
+that the last re-settling year is year 0. Only differences of years enter the model (a
+family's arrival year, an away family's return year), so moving the state is exact.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ WINDOW = 5  # years of each mean (the burn-in rule's moving average)
 # docs/settled.md ("Warm re-settling") shows a candidate at the edge of the parameter
 # box needs on city=helsinki.
 FLOOR_YEARS = 12
-RULE = f"online-v1:{KEY_INDICES}:{TOLERANCE}:{ABS_FLOOR}:{WINDOW}:{FLOOR_YEARS}"
+# The year re-settling starts from: above any simulated year, below the burn-in years'
+# words (``sim.rng.BURN_IN_BASE``), so its streams are its own.
+YEAR_BASE = 1 << 39
+RULE = f"online-v2:{YEAR_BASE}:{KEY_INDICES}:{TOLERANCE}:{ABS_FLOOR}:{WINDOW}:{FLOOR_YEARS}"
 SHARED_KEYS = ("seed", "start", "burn_in_years", "city")  # what anchor and candidate share
 
 

@@ -18,9 +18,10 @@ SETTLED = ("start=settled", "burn_in_years=40", "years=6")
 # more first-time parents are foreign-language; the city it settles into is another one.
 CANDIDATE = ("behaviour.mobility.base_logit=-1.6", "behaviour.school.local_bonus=0.0",
              "behaviour.demography.first_birth_foreign_share=0.45")
-# Outputs the calibration and the sensitivity study read, over the recorded years.
+# Outputs the calibration and the sensitivity study read, over the recorded years (and the
+# returns of leavers, whose return years the re-settling clock moves).
 OUTPUTS = ("seg_res_ses_H", "seg_school_ses_H", "seg_res_lang_H", "local_school_share_g1",
-           "move_rate", "foreign_share_age1_6")
+           "move_rate", "foreign_share_age1_6", "returns")
 
 
 def _cfgs(seed: int):
