@@ -17,11 +17,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,8 @@ from scipy import stats
 from calibration import studies
 from calibration.moments import Moment, horizon_of
 from sim.config import Config, as_dict, load_config, validate
+from sim.evaluation import run_tasks
+from sim.settle import anchor_config
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +103,38 @@ def evaluate(params: dict[str, float], seeds: Sequence[int], preset: str,
     Returns:
         A frame indexed by seed with one column per moment.
     """
-    cfg = with_params(base_config(preset, overrides, horizon_of(list(moments))), params)
+    base = base_config(preset, overrides, horizon_of(list(moments)))
+    cfg = with_params(base, params)
     designs = {m.design.name: m.design for m in moments if m.design is not None}
-    rows = {}
-    for seed in seeds:
-        outs = studies.simulate(validate({**as_dict(cfg), "seed": int(seed)}), designs,
-                                build_levers)
-        rows[int(seed)] = {m.name: m.simulate(outs[m.design and m.design.name])
-                           for m in moments}
+    # Warm from the base behaviour's settled city (the shipped fit, as a rule): the anchor
+    # is the same for every candidate, so a candidate's moments depend on it alone.
+    context = {"config": as_dict(cfg), "anchor": as_dict(base)["behaviour"],
+               "designs": {k: dataclasses.asdict(d) for k, d in designs.items()}}
+    results = run_tasks(partial(run_candidate, build_levers=build_levers), context,
+                        [{"seed": int(s)} for s in seeds])
+    rows = {r["seed"]: {m.name: m.simulate(r["outputs"][m.design and m.design.name])
+                        for m in moments} for r in results}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def run_candidate(context: dict, task: dict,
+                  build_levers: studies.BuildLevers | None = None) -> dict:
+    """Runner (``sim.evaluation``) of one candidate and seed: its tables, settled warm.
+
+    The context holds ``config`` (the candidate's config), ``anchor`` (a behaviour: the
+    candidate settles warm from that behaviour's settled state, ``sim.settle``) and
+    ``designs`` (the study designs the moments read, ``calibration.studies``); the anchors'
+    states are kept in ``config.checkpoint_dir``, the candidates' are not. Returns the
+    tables of the plain run (key ``None``) and of each design's run under ``outputs``.
+    """
+    logging.getLogger("MESA").setLevel(logging.WARNING)
+    cfg = validate({**context["config"], "seed": task["seed"]})
+    anchor = anchor_config(cfg, context["anchor"]) if context.get("anchor") else None
+    designs = {k: studies.Design(**{**d, "levers": tuple(d["levers"])})
+               for k, d in context.get("designs", {}).items()}
+    outputs, resettled = studies.simulate(cfg, designs, build_levers, anchor)
+    return {"table": pd.DataFrame({"seed": [task["seed"]], "resettled_years": [resettled]}),
+            "seed": task["seed"], "outputs": outputs}
 
 
 def standardised(moments: Sequence[Moment], sims: pd.DataFrame) -> pd.Series:

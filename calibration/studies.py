@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from calibration.registry import Outputs, extractor, in_years
+from sim import checkpoint
 from sim.config import Config
 from sim.model import SegregationModel
 from sim.surface import Lever
@@ -95,36 +96,48 @@ def check_designs(doc: Any, where: str, keys: set[str]) -> dict[str, Design]:
     return out
 
 
-def simulate(cfg: Config, designs: Mapping[str, Design],
-             build_levers: BuildLevers | None) -> dict[str | None, Outputs]:
+def simulate(cfg: Config, designs: Mapping[str, Design], build_levers: BuildLevers | None,
+             anchor: Config | None = None) -> tuple[dict[str | None, Outputs], int]:
     """The tables of the plain run (key ``None``) and of each design's run of ``cfg``.
+
+    Every run starts from the same settled state: ``cfg``'s own, or, with ``anchor``, the
+    state re-settled warm from the anchor's (``sim.settle``). The anchor's state is kept in
+    ``cfg.checkpoint_dir``; the candidate's own is kept only while its designs run.
 
     Args:
         cfg: The candidate's config, with its seed.
         designs: The designs the moments need.
         build_levers: Builds levers from specs (``scenarios.build_levers``); needed if any
             design is.
+        anchor: A config of the same city and seed to settle warm from (``None``: cold).
+
+    Returns:
+        The tables by design, and the years the state was re-settled (0: cold).
 
     Raises:
         ValueError: Designs are needed and no ``build_levers`` is given.
     """
-    if not designs:
-        model = SegregationModel(cfg)
-        model.run()
-        return {None: Outputs.from_model(model)}
-    if build_levers is None:
+    if designs and build_levers is None:
         raise ValueError(f"the moments need the study designs {sorted(designs)}: pass "
                          "build_levers (experiments.calibrate passes scenarios.build_levers)")
     out: dict[str | None, Outputs] = {}
-    # The designs restore the plain run's settled state: one burn-in per seed.
-    with tempfile.TemporaryDirectory(prefix="designs-") as settled:
+    with tempfile.TemporaryDirectory(prefix="designs-") as tmp:
+        # Cold candidates' states and warm ones' live in the temporary folder; the anchor's
+        # state in the checkpoint folder, where the next candidate finds it.
+        folder = (cfg.checkpoint_dir or tmp) if anchor is not None else tmp
+        resettled = 0
         for name in (None, *sorted(designs)):
             levers = [] if name is None else build_levers(list(designs[name].levers),
                                                           f"design {name}")
-            model = SegregationModel(cfg, levers=levers, checkpoints=settled)
+            model = SegregationModel(cfg, levers=levers, checkpoints=folder, anchor=anchor,
+                                     keep_warm=bool(designs))
+            if name is None:
+                resettled = model.resettled_years
             model.run()
             out[name] = Outputs.from_model(model)
-    return out
+        if anchor is not None and designs:
+            checkpoint.path_for(cfg, folder, anchor).unlink(missing_ok=True)
+    return out, resettled
 
 
 def check_levers(designs: Mapping[str, Design], build_levers: BuildLevers) -> None:

@@ -27,6 +27,7 @@ from joblib import Parallel, delayed
 from experiments.cli import key_value_command, split_options
 from sim.config import Config, load_config
 from sim.model import SegregationModel
+from sim.settle import ABS_FLOOR, KEY_INDICES, TOLERANCE, WINDOW
 
 log = logging.getLogger(__name__)
 USAGE = """\
@@ -40,12 +41,8 @@ main options:
   any other key=value is a model override
 """
 
-KEY_INDICES = ("seg_res_ses_H", "seg_school_ses_H", "seg_res_lang_H", "seg_school_lang_H",
-               "seg_daycare_ses_H", "local_school_share_g1", "pupil_foreign_share",
-               "children_low_status_share")
-TOLERANCE = 0.05  # relative, of the long-run mean
-FLOOR = 0.005  # absolute tolerance for indices near zero
-WINDOW = 5  # years of the moving average
+# The rule's indices and tolerances, shared with warm re-settling (sim.settle).
+FLOOR = ABS_FLOOR  # absolute tolerance for indices near zero
 BURN_IN_YEARS = Config.burn_in_years  # the default, whose evidence this prints
 
 

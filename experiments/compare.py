@@ -62,6 +62,7 @@ from sim.evaluation import check as check_evaluation
 from sim.io import atomic_write, write_parquet
 from sim.model import SegregationModel
 from sim.outputs import write_provenance
+from sim.settle import anchor_config
 
 log = logging.getLogger(__name__)
 USAGE = """\
@@ -229,13 +230,19 @@ def check_levers(cfgs: dict[str, Config]) -> None:
             raise ValueError(f"scenario {name}: {exc}") from exc
 
 
-def settle(cfg: Config) -> None:
-    """Compute (or find) the settled-state checkpoint of ``cfg`` (``sim.checkpoint``)."""
+def settle(cfg: Config, anchor: dict | None = None) -> None:
+    """Compute (or find) the settled-state checkpoint of ``cfg`` (``sim.checkpoint``).
+
+    With ``anchor`` (a behaviour) a ``cfg`` of another behaviour settles warm from the
+    anchor's settled state (``sim.settle``), as its runs will.
+    """
     logging.getLogger("MESA").setLevel(logging.WARNING)
-    SegregationModel(cfg, checkpoints=cfg.checkpoint_dir)
+    SegregationModel(cfg, checkpoints=cfg.checkpoint_dir,
+                     anchor=anchor_config(cfg, anchor) if anchor else None)
 
 
-def settle_replicates(cities: list[Config], n_jobs: int, progress: bool = True) -> None:
+def settle_replicates(cities: list[Config], n_jobs: int, progress: bool = True,
+                      anchor: dict | None = None) -> None:
     """One settled state per replicate city (seed, and draw), in parallel, before any run.
 
     Every scenario of a replicate then restores its baseline twin's state, so the burn-in
@@ -245,7 +252,7 @@ def settle_replicates(cities: list[Config], n_jobs: int, progress: bool = True) 
     if base.start != "settled" or not base.checkpoint_dir or base.burn_in_years == 0:
         return
     done = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(settle)(c) for c in cities)
+        delayed(settle)(c, anchor) for c in cities)
     for _ in tqdm(done, total=len(cities), desc="settling cities", unit="city",
                   disable=not progress):
         pass
@@ -366,8 +373,11 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
     context = {"config": shared, "maps": True,
                "scenarios": {n: as_dict(c)["scenario"] for n, c in scen_cfgs.items()}}
     tasks, cities = replicate_tasks(base, list(scen_cfgs), opts)
+    if opts["uncertainty"] == "posterior":  # each draw settles warm from the base behaviour
+        context["anchor"] = as_dict(base)["behaviour"]
     write_provenance(out_dir, as_dict(cfg))
-    settle_replicates(cities, opts["evaluation"]["n_jobs"] or -1, progress)
+    settle_replicates(cities, opts["evaluation"]["n_jobs"] or -1, progress,
+                      context.get("anchor"))
     study = evaluate(run_scenario_task, context, tasks, out_dir,
                      EvaluationConfig(**opts["evaluation"]), progress)
     return finish(study)

@@ -36,7 +36,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from SALib import ProblemSpec  # noqa: E402
 
 from experiments.cli import entry, user_errors  # noqa: E402
-from experiments.compare import check_levers, scenario_config  # noqa: E402
+from experiments.compare import check_levers, scenario_config, settle_replicates  # noqa: E402
 from experiments.sensitivity_figures import plot_morris, short  # noqa: E402
 from experiments.tasks import run_scenario_task  # noqa: E402
 from sim.config import CONF_DIR, Config, as_dict, get_path, set_path, validate  # noqa: E402
@@ -361,13 +361,17 @@ def run_sensitivity(cfg: SensitivityConfig, out_dir: Path, progress: bool = True
     cfgs = {s: scenario_config(base, s) for s in space.scenarios}
     check_levers(cfgs)
     dicts = {s: as_dict(c) for s, c in cfgs.items()}
-    probe = SegregationModel(base, levers=[])  # metric names, from the year-0 record
+    # Metric names, from the year-0 record of the generated city (no burn-in to wait for).
+    probe = SegregationModel(replace(base, start="fresh"), levers=[])
     check_space(space, dicts, list(probe.recorder.metrics_frame().columns), base.years)
     X = sample(space, opts, base.seed)
     shared = {k: v for k, v in dicts[BASELINE].items() if k != "scenario"}
     years = sorted({y for o in space.outputs for y in range(o.years[0], o.years[1] + 1)})
+    # Every point settles warm from the base behaviour's settled city (sim.settle), one
+    # anchor per replicate seed, settled before the points run.
     context = {"config": shared, "scenarios": {s: d["scenario"] for s, d in dicts.items()},
-               "metrics": sorted({o.metric for o in space.outputs}), "years": years}
+               "metrics": sorted({o.metric for o in space.outputs}), "years": years,
+               "anchor": shared["behaviour"]}
     tasks = [{"point": i, "scenario": s, "seed": base.seed + r, "replicate": r,
               "values": values_for(space, dicts, s, x)}
              for i, x in enumerate(X) for s in space.scenarios
@@ -377,6 +381,7 @@ def run_sensitivity(cfg: SensitivityConfig, out_dir: Path, progress: bool = True
     design = pd.DataFrame(X, columns=[f.name for f in space.factors])
     design.insert(0, "point", np.arange(len(X)))
     write_parquet(design, out_dir / "design.parquet")
+    settle_replicates(base, opts["replicates"], opts["evaluation"]["n_jobs"] or -1, progress)
     study = evaluate(run_scenario_task, context, tasks, out_dir,
                      EvaluationConfig(**opts["evaluation"]), progress)
     return analyse(study)

@@ -5,7 +5,10 @@ A task is ``{"scenario": name, "seed": int, "replicate": int, "values": {path: v
 dict), ``scenarios`` (name -> scenario dict), and optionally ``metrics`` and ``years`` (keep
 only these columns and years: sensitivity studies need a few numbers per run, not the whole
 table) and ``maps`` (also return what the comparison report draws, and the pupils of all schools and
-the low-status ones among them per year, columns ``pupils`` and ``pupils_ses0``).
+the low-status ones among them per year, columns ``pupils`` and ``pupils_ses0``) and
+``anchor`` (a behaviour: a task whose behaviour differs settles warm from that behaviour's
+settled state of its city and seed, ``sim.settle``; the warm states are kept in
+``checkpoint_dir`` for the other scenarios of the same point).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from scenarios import build_levers
 from sim.config import Config, set_path, validate
 from sim.metrics import counts
 from sim.model import SegregationModel
+from sim.settle import anchor_config
 
 LABELS = ("scenario", "seed", "replicate")  # label columns every task carries
 
@@ -49,7 +53,9 @@ def build_task_model(context: dict, task: dict) -> SegregationModel:
     """
     cfg = task_config(context, task)
     levers = build_levers(cfg.scenario.levers, f"scenario {cfg.scenario.name}")
-    return SegregationModel(cfg, levers=levers, checkpoints=cfg.checkpoint_dir or None)
+    anchor = anchor_config(cfg, context["anchor"]) if context.get("anchor") else None
+    return SegregationModel(cfg, levers=levers, checkpoints=cfg.checkpoint_dir or None,
+                            anchor=anchor)
 
 
 def metrics_table(model: SegregationModel, context: dict, task: dict) -> pd.DataFrame:

@@ -36,6 +36,7 @@ import numpy as np
 from agents import Family
 from sim.config import Config, as_dict
 from sim.io import atomic_write
+from sim.settle import RULE
 
 if TYPE_CHECKING:
     from sim.model import SegregationModel
@@ -66,18 +67,23 @@ def code_hash() -> str:
     return h.hexdigest()
 
 
-def key(cfg: Config) -> str:
-    """The checkpoint key of ``cfg``: a hash of everything that shapes its settled state."""
+def key(cfg: Config, anchor: Config | None = None) -> str:
+    """The checkpoint key of ``cfg``: a hash of everything that shapes its settled state.
+
+    A warm state (``sim.settle``: re-settled from the settled state of ``anchor``) has the
+    anchor's key and the re-settling rule in its own, so it is never taken for the cold one.
+    """
     d = as_dict(cfg)
     shaping = {k: d[k] for k in SHAPING_KEYS}
-    blob = json.dumps({"format": FORMAT, "config": shaping, "code": code_hash()},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    parts = {"format": FORMAT, "config": shaping, "code": code_hash()}
+    if anchor is not None:
+        parts["warm"] = {"anchor": key(anchor), "rule": RULE}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def path_for(cfg: Config, folder: str | Path) -> Path:
-    """Where the checkpoint of ``cfg`` lives in ``folder``."""
-    return Path(folder) / f"settled_{key(cfg)[:32]}.npz"
+def path_for(cfg: Config, folder: str | Path, anchor: Config | None = None) -> Path:
+    """Where the checkpoint of ``cfg`` (warm from ``anchor``, if given) lives in ``folder``."""
+    return Path(folder) / f"settled_{key(cfg, anchor)[:32]}.npz"
 
 
 def digest(state: dict[str, np.ndarray]) -> str:
@@ -102,7 +108,8 @@ def capture(model: SegregationModel) -> dict[str, np.ndarray]:
     if model.levers or model.ledger.entries or model.shared_schools:
         raise ValueError("checkpoint: only a lever-free settled state can be saved")
     state: dict[str, np.ndarray] = {"year": np.int64(model.year),
-                                    "agent_id_counter": np.int64(model.agent_id_counter)}
+                                    "agent_id_counter": np.int64(model.agent_id_counter),
+                                    "resettled_years": np.int64(model.resettled_years)}
     for name in POOLS:
         pool = getattr(model, name)
         state[f"{name}.active"] = pool.active
@@ -158,12 +165,12 @@ def restore(model: SegregationModel, state: dict[str, np.ndarray]) -> None:
     model.agent_id_counter = int(state["agent_id_counter"])
 
 
-def save(model: SegregationModel, folder: str | Path) -> Path:
-    """Write the settled state of ``model`` to its checkpoint file in ``folder``."""
+def save(model: SegregationModel, folder: str | Path, anchor: Config | None = None) -> Path:
+    """Write the settled state of ``model`` (warm from ``anchor``) to its file in ``folder``."""
     state = capture(model)
-    state["_key"] = np.array(key(model.cfg))
+    state["_key"] = np.array(key(model.cfg, anchor))
     state["_digest"] = np.array(digest(state))
-    path = path_for(model.cfg, folder)
+    path = path_for(model.cfg, folder, anchor)
     atomic_write(path, lambda p: _write_npz(p, state))
     log.debug("settled state saved: %s", path)  # studies save hundreds: their bars show it
     return path
@@ -174,8 +181,11 @@ def _write_npz(path: Path, state: dict[str, np.ndarray]) -> None:
         np.savez(fh, **state)
 
 
-def load(cfg: Config, folder: str | Path) -> dict[str, np.ndarray] | None:
-    """The settled state of ``cfg`` from ``folder``, or ``None`` if it must be computed.
+def load(cfg: Config, folder: str | Path,
+         anchor: Config | None = None) -> dict[str, np.ndarray] | None:
+    """The settled state of ``cfg`` (warm from ``anchor``) from ``folder``, or ``None``.
+
+    ``None`` means it must be computed.
 
     ``None`` also for ``start=fresh`` (there is nothing to restore) and for a corrupt file
     (logged; it is then recomputed and overwritten).
@@ -185,7 +195,7 @@ def load(cfg: Config, folder: str | Path) -> dict[str, np.ndarray] | None:
     """
     if burn_in_years(cfg) == 0:
         return None
-    path = path_for(cfg, folder)
+    path = path_for(cfg, folder, anchor)
     if not path.exists():
         return None
     try:
@@ -196,7 +206,7 @@ def load(cfg: Config, folder: str | Path) -> dict[str, np.ndarray] | None:
         log.warning("checkpoint %s is unreadable (%s); recomputing the settled state",
                     path, exc)
         return None
-    if stored_key != key(cfg):
+    if stored_key != key(cfg, anchor):
         raise ValueError(f"checkpoint {path} holds the settled state of another config or "
                          "model version (key mismatch); delete it or choose another "
                          "checkpoint_dir")

@@ -303,6 +303,17 @@ def evaluate(runner: Runner, context: dict, tasks: list[dict], root: Path,
     return study
 
 
+def run_tasks(runner: Runner, context: dict, tasks: list[dict]) -> list[dict[str, Any]]:
+    """Run tasks in this process and return the runners' results in task order.
+
+    No study folder: for callers that are parallel themselves and need each result at once
+    (an Optuna objective, a pyabc simulator). The runner and the inputs (after the same
+    JSON round trip) are those a study of :func:`evaluate` would use.
+    """
+    context, tasks = json.loads(json.dumps([context, tasks]))
+    return [runner(context, task) for task in tasks]
+
+
 def run_stored_chunk(root: Path, chunk_id: str) -> str:
     """Run one chunk of a planned study folder (what a Hydra or cluster job does)."""
     root = Path(root)

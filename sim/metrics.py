@@ -117,8 +117,8 @@ class YearRecorder:
     def __init__(self, model: SegregationModel) -> None:
         self.m = model
         self.unit_frames: list[pd.DataFrame] = []
-        self.age_frames: list[pd.DataFrame] = []
-        self.area_frames: list[pd.DataFrame] = []
+        self.age_counts: list[tuple[int, np.ndarray]] = []  # (year, AGE_COLS x age)
+        self.area_counts: list[tuple[int, dict[str, np.ndarray]]] = []  # (year, areas)
         self.datacollector: mesa.DataCollector | None = None
         self.current: dict[str, float] = {}
         self.start_year()
@@ -290,11 +290,10 @@ class YearRecorder:
             reporters = {k: (lambda mod, k=k: mod.recorder.current[k]) for k in self.current}
             self.datacollector = mesa.DataCollector(model_reporters=reporters)
         self.datacollector.collect(m)
-        self.area_frames.append(self.area_frame(areas))
-        ages = pd.DataFrame(self.ages.T, columns=AGE_COLS)
-        ages.insert(0, "age", np.arange(AGES))
-        ages.insert(0, "year", m.year)
-        self.age_frames.append(ages)
+        # The area and age tables are what reports and the calibration read, not every run:
+        # their counts are kept and the frames built when asked (``areas_frame``).
+        self.area_counts.append((m.year, areas))
+        self.age_counts.append((m.year, self.ages.copy()))
         self.unit_frames.append(self.unit_frame(s_ses, s_lang, d_ses, d_lang))
 
     def metrics(self, areas: dict, s_ses: np.ndarray, s_lang: np.ndarray, d_ses: np.ndarray,
@@ -372,8 +371,8 @@ class YearRecorder:
         out["policy_cost_eur"] = m.ledger.total(m.year)
         return {k: float(v) for k, v in out.items()}
 
-    def area_frame(self, areas: dict[str, np.ndarray]) -> pd.DataFrame:
-        """Long table of this year's areas."""
+    def area_frame(self, year: int, areas: dict[str, np.ndarray]) -> pd.DataFrame:
+        """Long table of one year's areas."""
         kinds = [k for k in areas if k != "cell" or self.m.cfg.output.cells_in_areas]
         sizes = [len(areas[k]) for k in kinds]
         mat = np.vstack([areas[k] for k in kinds])
@@ -381,7 +380,7 @@ class YearRecorder:
         renewal = np.full(len(mat), np.nan, dtype=object)  # a district flag; empty elsewhere
         renewal[kind == "district"] = self.m.city.renewal
         return pd.DataFrame({  # one constructor: inserts and concatenations copy the frame
-            "year": np.full(len(mat), self.m.year), "kind": kind,
+            "year": np.full(len(mat), year), "kind": kind,
             "area_id": np.concatenate([np.arange(n) for n in sizes]),
             **dict(zip(AREA_COLS, mat.T, strict=True)), "renewal": renewal})
 
@@ -436,8 +435,15 @@ class YearRecorder:
         the city of children born here. In a settled city these period counts stand for a
         synthetic birth cohort (``calibration.moments``). Year 0 of a fresh start is empty.
         """
-        return pd.concat(self.age_frames, ignore_index=True)
+        frames = []
+        for year, mat in self.age_counts:
+            ages = pd.DataFrame(mat.T, columns=AGE_COLS)
+            ages.insert(0, "age", np.arange(AGES))
+            ages.insert(0, "year", year)
+            frames.append(ages)
+        return pd.concat(frames, ignore_index=True)
 
     def areas_frame(self) -> pd.DataFrame:
         """All years' area rows."""
-        return pd.concat(self.area_frames, ignore_index=True)
+        return pd.concat([self.area_frame(year, areas) for year, areas in self.area_counts],
+                         ignore_index=True)

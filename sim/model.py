@@ -28,7 +28,7 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from agents import Daycare, Family, School
-from sim import checkpoint
+from sim import checkpoint, settle
 from sim import kernels as numba_kernels
 from sim.city import City
 from sim.config import Config, config_from_params, validate
@@ -121,19 +121,29 @@ class SegregationModel(LeverSurface, mesa.Model):
         checkpoints: Folder of settled-state checkpoints (``sim.checkpoint``). With
             ``start=settled``, the settled state is restored from there if present and
             saved there after the burn-in if not; ``None`` always runs the burn-in.
+        anchor: Warm start (``sim.settle``): a config of the same city, seed, start and
+            burn-in whose behaviour differs; the settled state is then the anchor's
+            (from ``checkpoints``, or computed and saved there) re-settled under this
+            config's behaviour by the convergence rule. Ignored when the behaviours are
+            equal or the start is fresh.
+        keep_warm: Save a warm state in ``checkpoints`` too (False for candidates that are
+            never run again, as a calibration's: only the anchor's state is kept).
         seed: Run seed, when built from keyword parameters.
         rng: Integer seed under Mesa's other name.
         **params: Config overrides by dotted path or ``__`` path, when ``cfg`` is not given.
 
     Raises:
         ValueError: An invalid config, a lever whose arguments or targets do not fit the
-            city, or a checkpoint that belongs to another config.
+            city, a checkpoint that belongs to another config, or an anchor of another
+            city, seed, start or burn-in.
         TypeError: Both ``cfg`` and keyword parameters are given.
     """
 
     def __init__(self, cfg: Config | None = None, levers: Sequence[Lever] = (),
                  kernels: ModuleType | None = None, checkpoints: str | Path | None = None, *,
-                 seed: int | None = None, rng: int | None = None, **params: Any) -> None:
+                 anchor: Config | None = None, keep_warm: bool = True,
+                 seed: int | None = None,
+                 rng: int | None = None, **params: Any) -> None:
         if cfg is None:
             cfg = config_from_params(seed=seed, rng=rng, **params)  # validated there
         elif seed is not None or rng is not None or params:
@@ -159,9 +169,20 @@ class SegregationModel(LeverSurface, mesa.Model):
         self.recorder = YearRecorder(self)
         self.phases = YEAR
         self.levers: list[Lever] = []
-        state = checkpoint.load(cfg, checkpoints) if checkpoints is not None else None
+        if not settle.is_warm(cfg, anchor):
+            anchor = None
+        # Years the settled state was re-settled from the anchor's (0: settled cold).
+        self.resettled_years = 0
+        state = (checkpoint.load(cfg, checkpoints, anchor) if checkpoints is not None
+                 else None)
         if state is not None:
             checkpoint.restore(self, state)
+            self.resettled_years = int(state.get("resettled_years", 0))
+        elif anchor is not None:
+            checkpoint.restore(self, self._anchor_state(anchor, checkpoints))
+            self.resettle()
+            if checkpoints is not None and keep_warm:
+                checkpoint.save(self, checkpoints, anchor)
         else:
             for phase in SETUP:
                 phase(self)
@@ -337,6 +358,33 @@ class SegregationModel(LeverSurface, mesa.Model):
             while self.year < 0:
                 freeze()
                 self._advance(BURN_IN)
+
+    def _anchor_state(self, anchor: Config,
+                      checkpoints: str | Path | None) -> dict[str, np.ndarray]:
+        """The settled state of ``anchor``: from ``checkpoints``, or settled (and saved)."""
+        state = checkpoint.load(anchor, checkpoints) if checkpoints is not None else None
+        if state is None:
+            state = checkpoint.capture(SegregationModel(anchor, kernels=self.k,
+                                                        checkpoints=checkpoints))
+        return state
+
+    def resettle(self) -> None:
+        """Re-settle a restored settled state under this model's behaviour (``sim.settle``).
+
+        Runs burn-in years (``BURN_IN``, numbered from ``settle.YEAR_BASE``) until the
+        online convergence rule holds, at most ``burn_in_years``; the last of them is year 0.
+        """
+        settle.shift_years(self, settle.YEAR_BASE - self.year)
+        history: list[np.ndarray] = []
+        with _gc_frozen() as freeze:
+            while self.year < settle.YEAR_BASE + self.cfg.burn_in_years:
+                freeze()
+                self._advance(BURN_IN)
+                history.append(settle.key_indices(self))
+                if settle.settled(history):
+                    break
+        self.resettled_years = len(history)
+        settle.shift_years(self, -self.year)
 
     def finalize(self) -> None:
         """Let levers finish (end of run)."""

@@ -115,7 +115,8 @@ def test_did_equals_the_ols_interaction_coefficient() -> None:
 def test_design_runs_share_the_settled_state_and_leave_the_plain_run_alone() -> None:
     cfg = tiny_config(*SETTLED, "years=4")
     designs = {"pd": studies.check_designs({"pd": DESIGN}, "t", {DESIGN["source"]})["pd"]}
-    outs = studies.simulate(cfg, designs, build_levers)
+    outs, resettled = studies.simulate(cfg, designs, build_levers)
+    assert resettled == 0  # cold
     plain = SegregationModel(cfg)
     plain.run()
     pd.testing.assert_frame_equal(outs[None].metrics, plain.recorder.metrics_frame())
