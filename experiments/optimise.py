@@ -38,13 +38,31 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.cli import entry, user_errors
-from experiments.compare import available_scenarios, load_scenario, scenario_config, \
-    settle_replicates
-from experiments.front import beats, beats_all, effect_row, kept_place, pareto, plot_front, \
-    scenario_file, trials_frame
+from experiments.compare import (
+    available_scenarios,
+    load_scenario,
+    scenario_config,
+    settle_replicates,
+)
+from experiments.front import (
+    beats,
+    beats_all,
+    effect_row,
+    kept_place,
+    pareto,
+    plot_front,
+    scenario_file,
+    trials_frame,
+)
 from experiments.optimise_space import Space, load_space
-from experiments.optimise_study import BASELINE, SAMPLERS, Search, baseline_table, \
-    effects_of, run_search
+from experiments.optimise_study import (
+    BASELINE,
+    SAMPLERS,
+    Search,
+    baseline_table,
+    effects_of,
+    run_search,
+)
 from experiments.tasks import run_scenario_task
 from sim.config import CONF_DIR, Config, as_dict, validate
 from sim.evaluation import EvaluationConfig

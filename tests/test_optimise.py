@@ -9,15 +9,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
-from conftest import TINY
 from toy_front import SPACE, toy_search, true_gap
 
+from conftest import TINY
 from experiments.front import indistinguishable, pareto, pareto_mask, trials_frame
 from experiments.optimise import OptimiseConfig, split
 from experiments.optimise_space import parse_space
-from experiments.optimise_study import run_search
+from experiments.optimise_study import STUDY_NAME, run_search, storage
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -51,9 +52,6 @@ def run_toy(root: Path, generations: int, log: Path, kill_at: int | None = None)
 
 
 def front_of(root: Path) -> pd.DataFrame:
-    import optuna
-
-    from experiments.optimise_study import STUDY_NAME, storage
     space = parse_space(SPACE, "space toy")
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage(root))
     return pareto(trials_frame(study, space), space).drop(columns="description")
@@ -161,7 +159,8 @@ def test_unknown_metric_and_space_exit_2(tmp_path: Path) -> None:
 
 
 def test_front_point_reproduces_through_compare(tmp_path: Path) -> None:
-    opt, cmp = tmp_path / "opt", tmp_path / "cmp"
+    opt = tmp_path / "opt"
+    cmp = opt / "compare"  # inside the search folder: the report gets the search section
     common = [*TINY_OPT, "seed=3", "evaluation.backend=serial"]
     proc = subprocess.run([sys.executable, "-m", "experiments.optimise", *common,
                            "population=3", "generations=1", "replicates=2", "recheck=false",
@@ -181,3 +180,5 @@ def test_front_point_reproduces_through_compare(tmp_path: Path) -> None:
         assert eff.loc[(metric, 3), "mean_diff"] == pytest.approx(point[metric], abs=1e-12)
     cost = eff.loc["policy_cost_eur"].loc[1:3, "mean_diff"].mean() / 1e6
     assert cost == pytest.approx(point["cost_meur"], abs=1e-12)
+    report = (cmp / "report.html").read_text()
+    assert "The search for the best policy mix" in report and "flexible_catchment" in report
