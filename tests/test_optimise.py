@@ -163,7 +163,7 @@ def test_front_point_reproduces_through_compare(tmp_path: Path) -> None:
     cmp = opt / "compare"  # inside the search folder: the report gets the search section
     common = [*TINY_OPT, "seed=3", "evaluation.backend=serial"]
     proc = subprocess.run([sys.executable, "-m", "experiments.optimise", *common,
-                           "population=2", "generations=1", "replicates=2", "recheck=false",
+                           "population=3", "generations=1", "replicates=2", "recheck=false",
                            "references=[flexible_catchment]", f"hydra.run.dir={opt}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
