@@ -28,7 +28,7 @@ def search_folder(report_dir: Path) -> Path | None:
 def point_sentence(row: dict) -> str:
     """One reference scenario and the cheapest point that beats it, in plain words."""
     ref = f"{row['reference']} (costs {row['reference_cost']:.1f} million euros a year)"
-    if not isinstance(row.get("point"), str) or not row["point"]:
+    if not row["point"]:
         return (f"No setting found by the search beats {ref} on both the learning gap and "
                 "school segregation at the same or a lower cost.")
     parts = []
@@ -49,7 +49,8 @@ def front_section(report_dir: Path) -> str:
     folder = search_folder(report_dir)
     if folder is None:
         return ""
-    beats = pd.read_csv(folder / "beats.csv", keep_default_na=False)
+    beats = pd.read_csv(folder / "beats.csv")
+    beats["point"] = beats["point"].fillna("")  # a scenario nothing beats
     items = "".join(f"<li>{html.escape(point_sentence(r))}</li>"
                     for r in beats.to_dict("records"))
     return ("<h2>The search for the best policy mix</h2><p>"
