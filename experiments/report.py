@@ -28,6 +28,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from experiments.front_report import front_section  # noqa: E402
 from experiments.i18n import Text, default_language  # noqa: E402
 from experiments.summary import (  # noqa: E402
     FDR,
@@ -365,6 +366,7 @@ def write_report(results: list[dict], raw: pd.DataFrame, effects: pd.DataFrame,
 <h2>{_('Effects')}</h2>
 <p>{html.escape(table_help)}</p>{few}
 {effects_table(cells, ctx, hs, t)}
+{front_section(path.parent)}
 <h2>{_('How the indicators develop')}</h2>
 <p>{_('Lines are averages over the simulated replicates; shaded bands hold 90% of them.')}</p>
 {series_figure(raw, scenarios, t)}
