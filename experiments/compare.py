@@ -241,12 +241,20 @@ def settle(cfg: Config, anchor: dict | None = None) -> None:
                      anchor=anchor_config(cfg, anchor) if anchor else None)
 
 
-def settle_replicates(cities: list[Config], n_jobs: int, progress: bool = True,
-                      anchor: dict | None = None) -> None:
+def settle_replicates(base: Config, replicates: int, n_jobs: int,
+                      progress: bool = True) -> None:
+    """One settled state per replicate seed (``settle_cities`` of ``base``'s seeds)."""
+    settle_cities([replace(base, seed=base.seed + r) for r in range(replicates)], n_jobs,
+                  progress)
+
+
+def settle_cities(cities: list[Config], n_jobs: int, progress: bool = True,
+                  anchor: dict | None = None) -> None:
     """One settled state per replicate city (seed, and draw), in parallel, before any run.
 
     Every scenario of a replicate then restores its baseline twin's state, so the burn-in
-    runs once per replicate, not once per scenario and replicate. One progress bar.
+    runs once per replicate, not once per scenario and replicate. One progress bar. With
+    ``anchor`` (a behaviour), cities of another behaviour settle warm from it.
     """
     base = cities[0]
     if base.start != "settled" or not base.checkpoint_dir or base.burn_in_years == 0:
@@ -376,8 +384,7 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
     if opts["uncertainty"] == "posterior":  # each draw settles warm from the base behaviour
         context["anchor"] = as_dict(base)["behaviour"]
     write_provenance(out_dir, as_dict(cfg))
-    settle_replicates(cities, opts["evaluation"]["n_jobs"] or -1, progress,
-                      context.get("anchor"))
+    settle_cities(cities, opts["evaluation"]["n_jobs"] or -1, progress, context.get("anchor"))
     study = evaluate(run_scenario_task, context, tasks, out_dir,
                      EvaluationConfig(**opts["evaluation"]), progress)
     return finish(study)
