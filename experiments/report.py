@@ -366,7 +366,7 @@ def write_report(results: list[dict], raw: pd.DataFrame, effects: pd.DataFrame,
 <h2>{_('Effects')}</h2>
 <p>{html.escape(table_help)}</p>{few}
 {effects_table(cells, ctx, hs, t)}
-{front_section(path.parent)}
+{front_section(path.parent, t)}
 <h2>{_('How the indicators develop')}</h2>
 <p>{_('Lines are averages over the simulated replicates; shaded bands hold 90% of them.')}</p>
 {series_figure(raw, scenarios, t)}
