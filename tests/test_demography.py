@@ -148,3 +148,15 @@ def test_return_years_follow_the_hazard() -> None:
                  for s, k in zip(leave, ahead, strict=True)]
     assert np.mean(at_school) > 0.1
     assert ENTRY_AGE[0] == 7  # the school-start band sits just before grade 1
+
+
+def test_leavers_come_back_in_the_burn_in_too() -> None:
+    """Burn-in years are negative: a return year before 0 is a year, not "no return"."""
+    model = SegregationModel(tiny_config("years=2", "behaviour.demography.return_logit=-1.0"))
+    model.year = -14  # as in a burn-in (its years are negative)
+    back = 0
+    for _ in range(12):
+        model._advance(model.phases[:-1])  # the year without recording it, as BURN_IN
+        back += model.recorder.flows["returns"]
+    assert back > 0
+    assert (model.families.return_year[model.families.away] > model.year).all()

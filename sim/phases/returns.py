@@ -27,10 +27,13 @@ if TYPE_CHECKING:
 
 HORIZON = 16  # years ahead a return can happen in: a newborn's last childhood year is 15
 SCHOOL_START = (5, 6)  # child ages of the raised return hazard (pre-primary, school start)
+# "Does not come back": no year, not -1, since burn-in years are negative and a family
+# leaving in year -30 may come back in year -28.
+NO_RETURN = np.iinfo(np.int64).min
 
 
 def return_years(model: SegregationModel, leave: np.ndarray) -> np.ndarray:
-    """Year each leaving family comes back (-1: it does not), for family slots ``leave``."""
+    """Year each leaving family comes back (``NO_RETURN``: it does not), for slots ``leave``."""
     dem = model.cfg.behaviour.demography
     ch = model.children
     n = len(leave)
@@ -48,22 +51,23 @@ def return_years(model: SegregationModel, leave: np.ndarray) -> np.ndarray:
     u = counter_uniform(model.streams.key("returns", model.year), leave, ahead)
     back = u < p
     first = np.argmax(back, axis=1)
-    return np.where(back.any(axis=1), model.year + ahead[first], -1)
+    return np.where(back.any(axis=1), model.year + ahead[first], NO_RETURN)
 
 
 def leave_city(model: SegregationModel, leave: np.ndarray) -> None:
     """Families ``leave`` leave the city; those that will come back keep their slots."""
     f, ch = model.families, model.children
     when = return_years(model, leave)
-    away = leave[when >= 0]
-    population.remove_families(model, leave[when < 0])
+    comes_back = when != NO_RETURN
+    away = leave[comes_back]
+    population.remove_families(model, leave[~comes_back])
     model.recorder.book_exit(away)
     kids = np.flatnonzero(model.children_of(away))
     ch.school[kids], ch.daycare[kids] = -1, -1
     ch.left[kids] = True
     ch.send_away(kids)
     model.remove_family_agents(away)
-    f.return_year[away] = when[when >= 0]
+    f.return_year[away] = when[comes_back]
     f.cell[away], f.tenure[away] = -1, -1
     f.send_away(away)
 
