@@ -34,9 +34,10 @@ from typing import Any, NoReturn
 
 import yaml
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.config import one_line
+from sim.config import CONF_DIR, one_line
 from sim.io import replace_marked
 from sim.outputs import remove_if_empty
 
@@ -122,6 +123,22 @@ def split_options(argv: list[str], defaults: dict[str, str]) -> tuple[dict[str, 
         else:
             overrides.append(arg)
     return opts, overrides
+
+
+def read_space(name: str, kind: str) -> tuple[Path, Any]:
+    """A space file and its content: ``conf/<kind>/<name>.yaml``, or the path ``name``.
+
+    ``kind`` is the folder of the shipped spaces (``sensitivity``, ``optimise``).
+
+    Raises:
+        ValueError: No such file; the message lists the shipped spaces.
+    """
+    path = Path(name) if name.endswith((".yaml", ".yml")) else CONF_DIR / kind / f"{name}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in (CONF_DIR / kind).glob("*.yaml"))
+        raise ValueError(f"space={name!r} is not allowed; expected one of {shipped} or the "
+                         "path of a .yaml file")
+    return path, OmegaConf.to_container(OmegaConf.load(path), resolve=True)
 
 
 def is_yes(value: str) -> bool:

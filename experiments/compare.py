@@ -45,7 +45,7 @@ from experiments.cli import entry, user_errors
 from experiments.i18n import Text, check_language, default_language
 from experiments.report import horizons, write_report
 from experiments.summary import METRICS, Context, report_cells, summary
-from experiments.tasks import run_scenario_task
+from experiments.tasks import run_scenario_task, task_config
 from experiments.uncertainty import UNCERTAINTY, draw_values, posterior_effects, posterior_path
 from scenarios import build_levers
 from sim.config import (
@@ -54,7 +54,6 @@ from sim.config import (
     as_dict,
     check_keys,
     check_overrides,
-    set_path,
     validate,
 )
 from sim.evaluation import EvaluationConfig, Study, evaluate, load_context
@@ -108,7 +107,7 @@ class CompareConfig(Config):
     # seeds: intervals from chance (replicate seeds); posterior: also from the parameters,
     # over `draws` parameter sets of the posterior file (experiments/uncertainty.py).
     uncertainty: str = "seeds"
-    draws: int = 8
+    draws: int = 8  # assumption: enough for a between-draw variance, not for its tails
     posterior: str = ""  # default: calibration/posterior_<city>.csv
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
@@ -266,9 +265,8 @@ def settle_cities(cities: list[Config], n_jobs: int, progress: bool = True,
         pass
 
 
-def replicate_tasks(base: Config, names: list[str], opts: dict[str, Any]
-                    ) -> tuple[list[dict], list[Config]]:
-    """The tasks (scenario x replicate) and the replicates' cities to settle.
+def replicate_tasks(base: Config, names: list[str], opts: dict[str, Any]) -> list[dict]:
+    """The tasks: every scenario x replicate.
 
     With ``uncertainty=posterior`` a replicate is a posterior draw and a seed: task
     ``replicate`` numbers them ``draw * replicates + seed offset``, ``draw`` names the draw
@@ -276,21 +274,13 @@ def replicate_tasks(base: Config, names: list[str], opts: dict[str, Any]
     """
     r_n = opts["replicates"]
     if opts["uncertainty"] == "seeds":
-        tasks = [{"scenario": n, "seed": base.seed + r, "replicate": r}
-                 for n in names for r in range(r_n)]
-        return tasks, [replace(base, seed=base.seed + r) for r in range(r_n)]
+        return [{"scenario": n, "seed": base.seed + r, "replicate": r}
+                for n in names for r in range(r_n)]
     path = posterior_path(base.city.preset, opts["posterior"])
     draws = draw_values(path, opts["draws"], base.seed, base)
-    tasks = [{"scenario": n, "seed": base.seed + r, "replicate": k * r_n + r, "draw": k,
-              "values": values}
-             for n in names for k, values in enumerate(draws) for r in range(r_n)]
-    cities = []
-    for values in draws:
-        d = as_dict(base)
-        for key, value in values.items():
-            set_path(d, key, value)
-        cities += [validate({**d, "seed": base.seed + r}) for r in range(r_n)]
-    return tasks, cities
+    return [{"scenario": n, "seed": base.seed + r, "replicate": k * r_n + r, "draw": k,
+             "values": values}
+            for n in names for k, values in enumerate(draws) for r in range(r_n)]
 
 
 def paired_effects(raw: pd.DataFrame, metrics: tuple[str, ...] = KEY_METRICS) -> pd.DataFrame:
@@ -380,7 +370,9 @@ def compare(cfg: CompareConfig, out_dir: Path, progress: bool = True) -> dict[st
     shared.pop("scenario")
     context = {"config": shared, "maps": True,
                "scenarios": {n: as_dict(c)["scenario"] for n, c in scen_cfgs.items()}}
-    tasks, cities = replicate_tasks(base, list(scen_cfgs), opts)
+    tasks = replicate_tasks(base, list(scen_cfgs), opts)
+    # A replicate's city is its baseline task's (seed, and draw): settled before any run.
+    cities = [task_config(context, t) for t in tasks if t["scenario"] == "baseline"]
     if opts["uncertainty"] == "posterior":  # each draw settles warm from the base behaviour
         context["anchor"] = as_dict(base)["behaviour"]
     write_provenance(out_dir, as_dict(cfg))

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import optuna
-from omegaconf import OmegaConf
 
+from experiments.cli import read_space
 from scenarios import LEVERS, build_levers
-from sim.config import CONF_DIR
 
 COST = "policy_cost_eur"  # the required objective, reported in million euros a year
 WINDOWS = ("final", "run")
@@ -190,25 +188,13 @@ class Space:
         return {"name": name, "description": description, "levers": self.levers_of(values)}
 
 
-def space_path(name: str) -> Path:
-    """``conf/optimise/<name>.yaml``, or ``name`` itself if it is a ``.yaml`` path."""
-    if name.endswith((".yaml", ".yml")):
-        return Path(name)
-    return CONF_DIR / "optimise" / f"{name}.yaml"
-
-
 def load_space(name: str) -> tuple[Space, dict]:
     """Read and parse a space file; returns the space and the file's content.
 
     Raises:
         ValueError: An unknown space, or any error of its content (one line).
     """
-    path = space_path(name)
-    if not path.is_file():
-        shipped = sorted(p.stem for p in (CONF_DIR / "optimise").glob("*.yaml"))
-        raise ValueError(f"space={name!r} is not allowed; expected one of {shipped} or the "
-                         "path of a .yaml file")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    path, raw = read_space(name, "optimise")
     return parse_space(raw, f"space {path}"), raw
 
 

@@ -52,11 +52,11 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from SALib import ProblemSpec  # noqa: E402
 
-from experiments.cli import entry, user_errors  # noqa: E402
+from experiments.cli import entry, read_space, user_errors  # noqa: E402
 from experiments.compare import check_levers, scenario_config, settle_replicates  # noqa: E402
 from experiments.sensitivity_figures import plot_morris, short  # noqa: E402
 from experiments.tasks import run_scenario_task  # noqa: E402
-from sim.config import CONF_DIR, Config, as_dict, get_path, set_path, validate  # noqa: E402
+from sim.config import Config, as_dict, get_path, set_path, validate  # noqa: E402
 from sim.evaluation import EvaluationConfig, Study, evaluate  # noqa: E402
 from sim.evaluation import check as check_evaluation  # noqa: E402
 from sim.io import atomic_write, write_parquet, write_text  # noqa: E402
@@ -188,13 +188,6 @@ class Space:
         return ProblemSpec(spec)
 
 
-def space_path(name: str) -> Path:
-    """``conf/sensitivity/<name>.yaml``, or ``name`` itself if it is a ``.yaml`` path."""
-    if name.endswith((".yaml", ".yml")):
-        return Path(name)
-    return CONF_DIR / "sensitivity" / f"{name}.yaml"
-
-
 def parse_space(raw: dict, where: str) -> Space:
     """Parse a space file's content; raises ``ValueError`` naming key, value and what is allowed."""
 
@@ -252,12 +245,7 @@ def parse_space(raw: dict, where: str) -> Space:
 
 def load_space(name: str) -> tuple[Space, dict]:
     """Read and parse a space file; returns the space and the file's content."""
-    path = space_path(name)
-    if not path.exists():
-        shipped = sorted(p.stem for p in (CONF_DIR / "sensitivity").glob("*.yaml"))
-        raise ValueError(f"space={name!r} is not allowed; expected one of {shipped} or the "
-                         "path of a .yaml file")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    path, raw = read_space(name, "sensitivity")
     return parse_space(raw, f"space {path}"), raw
 
 

@@ -22,8 +22,8 @@ the standard error of the difference (year-to-year noise) of the mean over the `
 years before them. The first year where every index passes ends the re-settling.
 
 **Year numbers.** Re-settling years have their own random streams: the state is moved to
-year ``YEAR_BASE``, a positive year no run reaches (so a leaver's return year is a
-positive year, as ``phases.returns`` needs), the years run, and the state is moved back so
+year ``YEAR_BASE``, a year no run and no burn-in reaches (so their random streams are
+not the run's or the anchor's burn-in's), the years run, and the state is moved back so
 that the last re-settling year is year 0. Only differences of years enter the model (a
 family's arrival year, an away family's return year), so moving the state is exact.
 """

@@ -51,10 +51,8 @@ def after_grade9(model: SegregationModel) -> None:
     """Phase: grade-9 leavers' transitions, booked per school and language group."""
     ch = model.children
     school = ch.school
-    upper = np.zeros(len(school), dtype=bool)
-    enrolled = school >= 0
-    upper[enrolled] = model.schools.level[school[enrolled]] == UPPER
-    kids = np.flatnonzero(ch.active & upper & (ch.age == GRADE9_AGE))
+    kids = np.flatnonzero(ch.active & (ch.age == GRADE9_AGE) & (school >= 0))
+    kids = kids[model.schools.level[school[kids]] == UPPER]
     p_drop, p_general = probabilities(model, kids)
     u = counter_uniform(model.streams.key("transitions", model.year), kids, np.arange(2))
     dropout = u[:, 0] < p_drop
