@@ -4,27 +4,35 @@ Needs the optional extra ``abc`` (``pip install -e '.[abc]'``). The pieces are t
 Optuna fit (``calibration.fit``), so the two methods answer the same question:
 
 * prior: uniform on each interval of ``calibration/parameters.yaml``;
-* simulator: ``fit.evaluate`` on the replicate seeds, the same seeds for every particle
-  (common random numbers); its summary statistics are each moment's values over the seeds,
-  whose mean is the simulated moment and whose spread enters the standardisation;
+* simulator: the moments of a candidate on the replicate seeds, the same seeds for every
+  particle (common random numbers); its summary statistics are each moment's values over
+  the seeds, whose mean is the simulated moment and whose spread enters the
+  standardisation;
 * distance: ``sqrt(fit.loss)`` on the fitted moments, the square root of the Optuna loss
   (the targets, with their ranges and bounds, live in the moments: pyabc's observed
   statistics stay empty).
 
-``run`` keeps the history in a SQLite file. It runs one generation per ``ABCSMC`` object,
+The sampler (``BatchSampler``) runs pyabc's proposals in batches through a batch evaluator,
+``evaluate_batch(candidates) -> moments``: by default ``Problem.evaluate`` in this process;
+``experiments.calibrate`` passes one on the evaluation layer (``fit.evaluate_batch``: serial,
+joblib or a Hydra launcher, one chunk file per candidate and seed). Proposal ``i`` of a
+generation draws with numpy's generator seeded from ``(seed, generation, i)``, and a
+generation keeps the proposals up to its ``population``-th acceptance in proposal order, so
+the posterior does not depend on the backend, the number of processes or the batch size.
+
+``run`` keeps the history in a SQLite file and runs one generation per ``ABCSMC`` object,
 loaded from that file (pyabc's ``load``), with numpy's global generator seeded from
-``(seed, generation)`` first. So a killed run started again continues after its last
-finished generation (the generation it was in is sampled anew) and ends with the same
-posterior as a run never stopped; with the single-core sampler the same command gives the
-same posterior. pyabc's multi-core sampler reseeds its processes from the operating
-system: faster, not reproducible.
+``(seed, generation)`` first. A killed run started again continues after its last finished
+generation and ends with the same posterior as a run never stopped; on the evaluation
+layer the candidates its killed generation had finished are read back from their chunk
+files, not run again.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -45,6 +53,9 @@ logging.getLogger("ABC").handlers.clear()
 logging.getLogger("ABC").setLevel(logging.WARNING)
 
 
+EvaluateBatch = Callable[[list[dict[str, float]]], list[pd.DataFrame]]
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the ABC-SMC run samples.
@@ -53,22 +64,22 @@ class Settings:
         population: Accepted particles per generation.
         generations: Generations wanted in total (a resumed run samples the rest).
         min_epsilon: Stop after a generation whose threshold is at or below this distance.
-        seed: Seed of numpy's generator, combined with the generation index.
-        workers: 1 for pyabc's deterministic single-core sampler, more for its multi-core
-            sampler on as many local processes (not reproducible).
+        seed: Seed of numpy's generator, combined with the generation and proposal index.
+        batch: Proposals evaluated together (as many as the backend runs at once, or more);
+            the posterior does not depend on it.
     """
 
     population: int
     generations: int
     min_epsilon: float = 0.0
     seed: int = 1
-    workers: int = 1
+    batch: int = 1
 
     def __post_init__(self) -> None:
         for name, value, least in (("population", self.population, 2),
                                    ("generations", self.generations, 1),
                                    ("min_epsilon", self.min_epsilon, 0),
-                                   ("workers", self.workers, 1)):
+                                   ("batch", self.batch, 1)):
             if not value >= least:
                 raise ValueError(f"{name}={value} is not allowed; expected at least {least}")
 
@@ -79,26 +90,120 @@ def prior(params: Sequence[fit.Parameter]) -> pyabc.Distribution:
                                  for p in params})
 
 
-def simulate(problem: fit.Problem, parameter: Mapping[str, float]) -> dict[str, np.ndarray]:
-    """The model pyabc calls: each moment's values over the replicate seeds."""
-    sims = problem.evaluate(dict(parameter))
-    return {name: sims[name].to_numpy(float) for name in sims.columns}
+def candidate_key(parameter: Mapping[str, float]) -> tuple:
+    """A candidate's identity: its values, exactly."""
+    return tuple(sorted((k, float(v)) for k, v in parameter.items()))
+
+
+class Simulator:
+    """The model pyabc calls: each moment's values over the replicate seeds.
+
+    While ``recording``, an unseen candidate is only noted (and gets no statistics, so its
+    distance is infinite); ``run_pending`` then evaluates the noted ones in one batch.
+    """
+
+    def __init__(self, evaluate_batch: EvaluateBatch) -> None:
+        self.evaluate_batch = evaluate_batch
+        self.recording = False
+        self.pending: dict[tuple, dict[str, float]] = {}
+        self.results: dict[tuple, dict[str, np.ndarray]] = {}
+
+    def __call__(self, parameter: Mapping[str, float]) -> dict[str, np.ndarray]:
+        """The statistics of a candidate (evaluated now, unless recording)."""
+        key = candidate_key(parameter)
+        if key not in self.results:
+            self.pending[key] = {k: float(v) for k, v in parameter.items()}
+            if self.recording:
+                return {}
+            self.run_pending()
+        return self.results[key]
+
+    def run_pending(self) -> None:
+        """Evaluate the noted candidates in one batch."""
+        keys = list(self.pending)
+        frames = self.evaluate_batch([self.pending[k] for k in keys]) if keys else []
+        for key, sims in zip(keys, frames, strict=True):
+            self.results[key] = {name: sims[name].to_numpy(float) for name in sims.columns}
+        self.pending.clear()
+
+
+class BatchSampler(pyabc.sampler.Sampler):
+    """pyabc's sampler interface over batches of proposals (see the module docstring).
+
+    Each batch is proposed twice with the same generator states: first to note the
+    candidates (``Simulator.recording``), which are then evaluated together, and again to
+    let pyabc weigh and accept them in proposal order.
+    """
+
+    def __init__(self, simulator: Simulator, seed: int, batch: int) -> None:
+        super().__init__()
+        self.simulator, self.seed, self.batch = simulator, seed, batch
+
+    def proposal_seed(self, t: int, i: int) -> list[int]:
+        """The generator seed of proposal ``i`` of generation ``t``.
+
+        pyabc's calibration sample (``t = -1``, the prior draws that set the first
+        threshold) and generation 0 (prior draws too) share their seeds: the first
+        generation's first ``population`` proposals are the calibration sample's, read back
+        rather than run again, so the first threshold costs no runs of its own (the
+        threshold is the median distance of the first proposals, as in rejection ABC that
+        keeps the closer half).
+        """
+        return [self.seed, max(t, 0), i]
+
+    def sample_until_n_accepted(self, n, simulate_one, t, *, max_eval=np.inf,
+                                all_accepted=False, ana_vars=None):
+        """Proposals in index order until ``n`` are accepted (pyabc's ``Sampler`` method)."""
+        sample = self._create_empty_sample()
+        index = accepted = 0
+        while accepted < n and index < max_eval:
+            batch = range(index, index + self.batch)
+            self.simulator.recording = True
+            for i in batch:
+                np.random.seed(self.proposal_seed(t, i))
+                simulate_one()
+            self.simulator.recording = False
+            self.simulator.run_pending()
+            for i in batch:
+                np.random.seed(self.proposal_seed(t, i))
+                particle = simulate_one()
+                sample.append(particle)
+                index += 1
+                accepted += bool(particle.accepted)
+                if accepted == n:
+                    break
+        if t >= 0:  # generation 0 reads back the calibration sample's candidates
+            self.simulator.results.clear()
+        self.nr_evaluations_ = index
+        if sample.n_accepted < n:
+            sample.ok = False
+        return sample
 
 
 def distance(problem: fit.Problem, x: Mapping[str, np.ndarray],
              x_0: Mapping[str, np.ndarray]) -> float:
-    """``sqrt`` of the Optuna fit's loss on the fitted moments (``x_0`` is empty)."""
+    """``sqrt`` of the Optuna fit's loss on the fitted moments (``x_0`` is empty).
+
+    A candidate without statistics (only noted for its batch) is infinitely far.
+    """
+    if not x:
+        return math.inf
     fitted = [m for m in problem.moments if m.name in problem.fitted]
     return math.sqrt(fit.loss(fitted, pd.DataFrame(dict(x))))
 
 
-def smc(problem: fit.Problem, settings: Settings) -> pyabc.ABCSMC:
+def serial(problem: fit.Problem) -> EvaluateBatch:
+    """The batch evaluator of this process: ``Problem.evaluate`` for each candidate."""
+    return lambda candidates: [problem.evaluate(c) for c in candidates]
+
+
+def smc(problem: fit.Problem, settings: Settings,
+        evaluate_batch: EvaluateBatch) -> pyabc.ABCSMC:
     """A fresh ``ABCSMC`` object for the problem (pyabc caches state per object)."""
-    sampler = (pyabc.sampler.SingleCoreSampler() if settings.workers <= 1 else
-               pyabc.sampler.MulticoreEvalParallelSampler(n_procs=settings.workers))
-    return pyabc.ABCSMC(partial(simulate, problem), prior(problem.params),
-                        partial(distance, problem), population_size=settings.population,
-                        sampler=sampler)
+    simulator = Simulator(evaluate_batch)
+    return pyabc.ABCSMC(simulator, prior(problem.params), partial(distance, problem),
+                        population_size=settings.population,
+                        sampler=BatchSampler(simulator, settings.seed, settings.batch))
 
 
 def identity(problem: fit.Problem, settings: Settings) -> str:
@@ -115,13 +220,15 @@ def finished(history: pyabc.History, settings: Settings) -> bool:
     return history.max_t >= 0 and epsilons(history)["epsilon"].iloc[-1] <= settings.min_epsilon
 
 
-def run(problem: fit.Problem, db: Path, settings: Settings) -> pyabc.History:
+def run(problem: fit.Problem, db: Path, settings: Settings,
+        evaluate_batch: EvaluateBatch | None = None) -> pyabc.History:
     """Create or continue the ABC-SMC run stored in ``db`` and sample until finished.
 
     Args:
         problem: What to fit (parameters, moments, fitted moments, seeds, overrides).
         db: The SQLite history file.
-        settings: Population, generations, minimum epsilon, seed, workers.
+        settings: Population, generations, minimum epsilon, seed, batch.
+        evaluate_batch: Evaluates a batch of candidates (default: ``serial``).
 
     Returns:
         The history.
@@ -130,13 +237,14 @@ def run(problem: fit.Problem, db: Path, settings: Settings) -> pyabc.History:
         ValueError: ``db`` holds a run of another problem, base behaviour, population
             size or seed.
     """
+    evaluate_batch = evaluate_batch or serial(problem)
     db = Path(db)
     db.parent.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{db}"
     meta = identity(problem, settings)
     history = pyabc.History(url)
     if not history.all_runs():
-        history = smc(problem, settings).new(url, meta_info=meta)
+        history = smc(problem, settings, evaluate_batch).new(url, meta_info=meta)
     elif history.get_abc().json_parameters != meta:
         raise ValueError(f"{db} holds an ABC-SMC run of another problem, base behaviour, "
                          "population or seed; choose another storage=... or out=...")
@@ -148,7 +256,7 @@ def run(problem: fit.Problem, db: Path, settings: Settings) -> pyabc.History:
         # One object a generation, seeded by its index: a resumed run draws what an
         # uninterrupted one would have.
         np.random.seed([settings.seed, t])
-        abc = smc(problem, settings)
+        abc = smc(problem, settings, evaluate_batch)
         abc.load(url, history.id)
         history = abc.run(minimum_epsilon=settings.min_epsilon, max_nr_populations=1)
         last = epsilons(history).iloc[-1]

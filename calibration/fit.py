@@ -36,8 +36,9 @@ from scipy import stats
 
 from calibration import studies
 from calibration.moments import Moment, horizon_of
+from sim import evaluation
 from sim.config import Config, as_dict, load_config, validate
-from sim.evaluation import run_tasks
+from sim.evaluation import EvaluationConfig, Runner, run_tasks
 from sim.settle import anchor_config
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,17 @@ class Parameter:
     high: float
 
 
-def load_parameters(preset: str, path: Path = PARAMETERS_YAML) -> list[Parameter]:
-    """The fitted parameters of ``preset`` (``calibration/parameters.yaml``).
+def load_parameters(name: str, path: Path = PARAMETERS_YAML) -> list[Parameter]:
+    """The parameter set ``name`` (a preset's, or another) of ``calibration/parameters.yaml``.
 
     Raises:
-        ValueError: No entry for the preset, or an interval that is empty.
+        ValueError: No such set, or an interval that is empty.
     """
     doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    if preset not in doc:
-        raise ValueError(f"{path}: no parameters for preset {preset!r}")
-    params = [Parameter(p["key"], float(p["low"]), float(p["high"])) for p in doc[preset]]
+    if name not in doc:
+        raise ValueError(f"parameters={name} is not allowed; expected one of the sets of "
+                         f"{Path(path).name}: {', '.join(doc)}")
+    params = [Parameter(p["key"], float(p["low"]), float(p["high"])) for p in doc[name]]
     for p in params:
         if not p.low < p.high:
             raise ValueError(f"{path}: {p.key}: low={p.low} must be below high={p.high}")
@@ -135,6 +137,54 @@ def run_candidate(context: dict, task: dict,
     outputs, resettled = studies.simulate(cfg, designs, build_levers, anchor)
     return {"table": pd.DataFrame({"seed": [task["seed"]], "resettled_years": [resettled]}),
             "seed": task["seed"], "outputs": outputs}
+
+
+def run_particle(context: dict, task: dict,
+                 build_levers: studies.BuildLevers | None = None) -> dict:
+    """Runner (``sim.evaluation``) of one candidate of a batch and one seed: its moments.
+
+    The context holds ``base`` (the config the candidates change), ``anchor``,
+    ``designs`` (as for ``run_candidate``) and ``moments`` (``Moment.record``); the task
+    ``candidate`` (its index in the batch), ``params`` and ``seed``. Returns a one-row table:
+    candidate, seed and one column per moment.
+    """
+    cfg = with_params(validate(context["base"]), task["params"])
+    out = run_candidate({**context, "config": as_dict(cfg)}, {"seed": task["seed"]},
+                        build_levers)["outputs"]
+    row = {"candidate": task["candidate"], "seed": task["seed"]}
+    for record in context["moments"]:
+        m = Moment.from_record(record)
+        row[m.name] = m.simulate(out[m.design and m.design.name])
+    return {"table": pd.DataFrame([row])}
+
+
+def evaluate_batch(problem: Problem, candidates: list[dict[str, float]], root: Path,
+                   runner: Runner, cfg: EvaluationConfig) -> list[pd.DataFrame]:
+    """The moments of several candidates on the evaluation layer, one frame each.
+
+    A task per candidate and seed (common random numbers), one chunk file each under
+    ``root``, so a batch started again reads back what it finished. ``runner`` is
+    ``run_particle`` with the study designs' lever builder (``experiments.tasks``).
+
+    Raises:
+        RuntimeError: A run failed (its chunk's error is named).
+    """
+    base = base_config(problem.preset, problem.overrides, horizon_of(problem.moments))
+    designs = {m.design.name: m.design for m in problem.moments if m.design is not None}
+    context = {"base": as_dict(base), "anchor": as_dict(base)["behaviour"],
+               "designs": {k: dataclasses.asdict(d) for k, d in designs.items()},
+               "moments": [m.record() for m in problem.moments]}
+    tasks = [{"candidate": i, "params": c, "seed": int(s)}
+             for i, c in enumerate(candidates) for s in problem.seeds]
+    study = evaluation.evaluate(runner, context, tasks, root,
+                                dataclasses.replace(cfg, chunk_size=1), progress=False)
+    if not study.complete:
+        raise RuntimeError(f"candidates under {root}: {study.summary()}; "
+                           f"{'; '.join(study.errors().values())}")
+    table = study.table()
+    return [table[table["candidate"] == i].set_index("seed")
+            .drop(columns="candidate")[[m.name for m in problem.moments]]
+            for i in range(len(candidates))]
 
 
 def standardised(moments: Sequence[Moment], sims: pd.DataFrame) -> pd.Series:

@@ -23,6 +23,7 @@ flows by age of a settled city, pooled over the years, stand for a birth cohort'
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,6 +302,20 @@ class Moment:
     presets: tuple[str, ...]
     weight: float = 1.0
     design: studies.Design | None = None  # the study design whose run it reads
+
+    def record(self) -> dict[str, Any]:
+        """The moment as JSON-able data (a study folder's context); ``from_record`` reads it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> Moment:
+        """The moment ``record`` wrote, after a JSON round trip (lists back to tuples)."""
+        design = d.get("design")
+        return cls(**{**d, "years": tuple(d["years"]), "presets": tuple(d["presets"]),
+                      "observed": (tuple(d["observed"]) if isinstance(d["observed"], list)
+                                   else d["observed"]),
+                      "design": (studies.Design(**{**design, "levers": tuple(design["levers"])})
+                                 if design else None)})
 
     def simulate(self, out: Outputs) -> float:
         """The simulated counterpart on one run's outputs."""

@@ -8,12 +8,17 @@ is a model override such as ``burn_in_years=30``):
 
 * ``method`` (``optuna``): ``optuna`` or ``abc``;
 * ``preset`` (``small``): city preset;
+* ``parameters`` (the preset's name): the parameter set of ``calibration/parameters.yaml``
+  to fit; ``decisive`` is the set the answers rest on, fitted given the shipped fit of the
+  others;
 * ``trials`` (40): finished trials wanted (optuna); ``workers`` (1): processes sharing the
-  study (optuna), or pyabc's multi-core sampler on that many processes (abc: faster, not
-  reproducible; 1 is pyabc's single-core sampler, the same posterior for the same command);
+  study (optuna);
 * ``population`` (20), ``generations`` (4), ``min_epsilon`` (0) (abc): accepted particles
   per generation, generations in total, and a distance (the square root of the loss) at
-  which to stop early;
+  which to stop early; ``batch`` (8): candidates evaluated together on the evaluation layer
+  (``backend`` joblib, serial or hydra, ``n_jobs`` (0 = all cores), ``launcher``
+  (``submitit_local``, or ``submitit_slurm`` on a cluster)); the posterior is the same for
+  every backend, batch and number of processes;
 * ``replicates`` (2): seeds per candidate, ``seed`` (1) the first (common random numbers:
   the same seeds for every candidate); with abc ``seed`` also seeds the sampler;
 * ``storage`` (``<out>/study.db``, with abc ``<out>/abc.db``): SQLite file, or (optuna) any
@@ -27,7 +32,8 @@ is a model override such as ``burn_in_years=30``):
 * ``ship`` (false): also write ``conf/behaviour/calibrated_<preset>.yaml`` and
   ``calibration/fit_<preset>.csv``, the shipped fit; with abc also
   ``calibration/posterior_<preset>.csv``, the draws of ``experiments.compare
-  uncertainty=posterior``.
+  uncertainty=posterior`` (a fit of another parameter set ships its draws only: it is
+  conditional on the shipped fit, which it keeps).
 
 Writes to ``out``: ``calibrated_<preset>.yaml`` (a ``behaviour`` option every command
 accepts: ``behaviour=calibrated_<preset>`` once shipped; the best trial, or with abc the
@@ -50,6 +56,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -62,17 +69,22 @@ import pandas as pd  # noqa: E402
 
 from calibration import fit, studies  # noqa: E402
 from calibration.moments import horizon_of, load_targets  # noqa: E402
+from experiments import tasks  # noqa: E402
 from experiments.cli import is_yes, key_value_command, split_options, write_docs_table  # noqa: E402
 from scenarios import build_levers  # noqa: E402
 from sim.config import CONF_DIR, Config  # noqa: E402
+from sim.evaluation import EvaluationConfig  # noqa: E402
+from sim.evaluation import check as check_evaluation  # noqa: E402
 from sim.io import atomic_write, write_text  # noqa: E402
 
 log = logging.getLogger(__name__)
 ROOT = CONF_DIR.parent
 DOCS_PAGE = ROOT / "docs" / "calibration.md"  # where ``report`` writes the status table
 TABLE_START, TABLE_END = "<!-- calibration-table:start -->", "<!-- calibration-table:end -->"
-OPTIONS = {"method": "optuna", "preset": "small", "trials": "40", "workers": "1",
-           "population": "20", "generations": "4", "min_epsilon": "0", "replicates": "2",
+OPTIONS = {"method": "optuna", "preset": "small", "parameters": "", "trials": "40",
+           "workers": "1", "population": "20", "generations": "4", "min_epsilon": "0",
+           "batch": "8", "backend": "joblib", "n_jobs": "0", "launcher": "submitit_local",
+           "replicates": "2",
            "seed": "1", "storage": "", "study": "", "holdout": "", "profile": "0", "out": "",
            "ship": "false"}
 METHODS = ("optuna", "abc")
@@ -84,8 +96,10 @@ Fits calibration/parameters.yaml to the moments of calibration/targets.yaml (Opt
 ABC-SMC with method=abc); report rewrites the status table of docs/calibration.md.
 
 main options:
-  preset=small|helsinki  trials=40  workers=1  replicates=2  seed=1
-  method=optuna|abc      population=20  generations=4  (abc)
+  preset=small|helsinki  parameters=<preset>|decisive  trials=40  workers=1
+  replicates=2  seed=1   method=optuna|abc
+  population=20  generations=4  batch=8  backend=joblib|serial|hydra  n_jobs=0
+  launcher=submitit_local|submitit_slurm  (abc)
   storage=<out>/study.db  out=outputs/calibration/<preset>  ship=false (also write the
   shipped fit)  holdout=a,b  profile=0;  any other key=value is a model override
 """
@@ -218,7 +232,8 @@ def problem_of(opts: dict[str, str], overrides: list[str]) -> tuple[fit.Problem,
     if unknown:
         raise ValueError(f"holdout: {sorted(unknown)} are not moments of preset {preset}")
     first = int(opts["seed"])
-    problem = fit.Problem(preset=preset, params=fit.load_parameters(preset), moments=moments,
+    problem = fit.Problem(preset=preset, params=fit.load_parameters(opts["parameters"] or preset),
+                          moments=moments,
                           fitted=[m.name for m in moments if m.name not in holdout],
                           seeds=list(range(first, first + int(opts["replicates"]))),
                           overrides=list(overrides), build_levers=build_levers)
@@ -266,8 +281,13 @@ def abc_fit(abc_smc: ModuleType, problem: fit.Problem, opts: dict[str, str],
     settings = abc_smc.Settings(population=int(opts["population"]),
                                 generations=int(opts["generations"]),
                                 min_epsilon=float(opts["min_epsilon"]), seed=int(opts["seed"]),
-                                workers=int(opts["workers"]))
-    history = abc_smc.run(problem, Path(opts["storage"] or out / "abc.db"), settings)
+                                batch=int(opts["batch"]))
+    backend = EvaluationConfig(backend=opts["backend"], n_jobs=int(opts["n_jobs"]),
+                               launcher=opts["launcher"])
+    check_evaluation(backend)
+    batches = partial(fit.evaluate_batch, problem, root=out / "candidates",
+                      runner=tasks.run_particle, cfg=backend)
+    history = abc_smc.run(problem, Path(opts["storage"] or out / "abc.db"), settings, batches)
     post = abc_smc.posterior(history)
     summary = abc_smc.summary(post, problem.params)
     eps = abc_smc.epsilons(history)
@@ -315,20 +335,34 @@ def calibrate(argv: list[str]) -> Path:
         atomic_write(out / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False))
     fit_figures(table, prof, out / "figures")
     if is_yes(opts["ship"]):
+        ship(opts, base, found, table, out)
+    log.info("calibration of %s: %s, %d of %d moments met; %.0f s this session -> %s",
+             preset, found.note, int(table["met"].sum()), len(table), wall, out)
+    return out
+
+
+def ship(opts: dict[str, str], base: Config, found: Found, table: pd.DataFrame,
+         out: Path) -> None:
+    """Write the shipped fit (``ship=true``).
+
+    A fit of the preset's own parameter set ships its behaviour file and fit table; with
+    abc also the posterior's draws (``experiments.compare uncertainty=posterior``). A fit of
+    another set (``parameters=decisive``) is conditional on the shipped point fit, which it
+    keeps: it ships its draws only.
+    """
+    preset = opts["preset"]
+    if opts["parameters"] in ("", preset):
         shipped_fit = Path("calibration") / f"fit_{preset}.csv"
         note = keys_note(shipped_fit.as_posix())
         write_text(fit.behaviour_yaml(base, found.point, found.header + note),
                    CONF_DIR / "behaviour" / f"calibrated_{preset}.yaml")
         atomic_write(ROOT / shipped_fit, lambda p: table.to_csv(p, index=False))
         log.info("shipped: conf/behaviour/calibrated_%s.yaml and %s", preset, shipped_fit)
-        if opts["method"] == "abc":  # the draws experiments.compare uncertainty=posterior reads
-            post = pd.read_csv(out / "posterior.csv")
-            shipped_post = ROOT / "calibration" / f"posterior_{preset}.csv"
-            atomic_write(shipped_post, lambda p: post.to_csv(p, index=False))
-            log.info("shipped: %s (%d particles)", shipped_post.relative_to(ROOT), len(post))
-    log.info("calibration of %s: %s, %d of %d moments met; %.0f s this session -> %s",
-             preset, found.note, int(table["met"].sum()), len(table), wall, out)
-    return out
+    if opts["method"] == "abc":
+        post = pd.read_csv(out / "posterior.csv")
+        shipped_post = ROOT / "calibration" / f"posterior_{preset}.csv"
+        atomic_write(shipped_post, lambda p: post.to_csv(p, index=False))
+        log.info("shipped: %s (%d particles)", shipped_post.relative_to(ROOT), len(post))
 
 
 def status_table() -> str:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from calibration import fit
 from scenarios import build_levers
 from sim.config import Config, set_path, validate
 from sim.metrics import counts
@@ -101,3 +102,12 @@ def run_scenario_task(context: dict, task: dict) -> dict[str, Any]:
             "description": cfg.scenario.description,
         })
     return out
+
+
+def run_particle(context: dict, task: dict) -> dict[str, Any]:
+    """Runner of one calibration candidate and seed (``calibration.fit.run_particle``).
+
+    Here, in the entry points' layer, because the study designs' levers are built by the
+    policy layer (``scenarios.build_levers``).
+    """
+    return fit.run_particle(context, task, build_levers)
