@@ -25,10 +25,21 @@ Estimators (extraction functions of ``calibration.registry``):
   ``start`` against the years after it. It equals the OLS coefficient of treated x post in a
   pupil-level linear probability model with treated and post dummies, the study's
   specification without its covariates.
+* ``bv_net_moves`` (and ``bv_age_gap``, ``bv_flow_ratio``): Bernelius & Vilkama (2019,
+  Urban Studies 56(15); Kvartti 3/2019) follow the moves of families with children between
+  Helsinki's school catchment areas in 2005-2014, the catchments classified by the income
+  and education level of their residents, and report the net flows of Finnish-speaking
+  children under school age and of school age by class. Here: the lower-school catchments
+  ranked by the low-status share of their families in the year before the sample, the
+  quarter with the highest share (``low``, the lowest status) and the quarter with the
+  lowest (``high``); per class, the children of an age band and language group moving in
+  within the city minus those moving out, over the sample years, per child of that group
+  living there (a yearly net rate; ``areas`` columns ``net_moves_*``).
 """
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,6 +56,11 @@ from sim.surface import Lever
 DESIGN_FIELDS = {"description", "levers", "source"}
 GROUPS = {"native": 0, "foreign": 1}
 TRANSITIONS = ("dropout", "general")
+# Age bands of the catchment flows: the areas table's bands that make each one up.
+FLOW_AGES = {"0_6": ("0_6",), "7_12": ("7_12",), "7_15": ("7_12", "13_15")}
+QUARTERS = ("low", "high")  # the quarter of catchments of the lowest / highest status
+# The extraction functions that are published studies' estimators (``experiments.replicate``).
+ESTIMATORS = ("silliman_did", "bv_net_moves", "bv_age_gap", "bv_flow_ratio")
 
 BuildLevers = Callable[[list, str], list[Lever]]
 
@@ -206,3 +222,81 @@ def silliman_effect(plain: Outputs, design: Outputs, years: tuple[int, int], out
         n = u[f"g9_leavers_lang{k}"].sum()
         shares.append(u[f"g9_{outcome}_lang{k}"].sum() / n if n > 0 else float("nan"))
     return float(shares[0] - shares[1])
+
+
+def catchment_quarter(out: Outputs, years: tuple[int, int], quarter: str) -> np.ndarray:
+    """Ids of the lower-school catchments in the ``low`` or ``high`` status quarter.
+
+    Ranked by the low-status share of their families in the year before the sample (the
+    first sample year if the run has none before it), ties by id; a quarter is a quarter of
+    the catchments with families, rounded, at least one.
+    """
+    a = out.areas[out.areas["kind"] == "catchment_lower"]
+    first = years[0] - 1 if (a["year"] == years[0] - 1).any() else years[0]
+    a = a[a["year"] == first]
+    fam = a[[f"families_ses{k}" for k in range(3)]].sum(axis=1)
+    share = (a["families_ses0"] / fam)[fam > 0]
+    ids = a.loc[share.index, "area_id"].to_numpy()
+    order = np.lexsort((ids, -share.to_numpy() if quarter == "low" else share.to_numpy()))
+    return ids[order[:max(1, round(len(ids) / 4))]]
+
+
+def _net_rate(out: Outputs, years: tuple[int, int], ages: str, group: str,
+              quarter: str) -> float:
+    k = GROUPS[group]
+    a = in_years(out.areas, years)
+    a = a[(a["kind"] == "catchment_lower")
+          & a["area_id"].isin(catchment_quarter(out, years, quarter))]
+    net = sum(a[f"net_moves_age{b}_lang{k}"].sum() for b in FLOW_AGES[ages])
+    school = a[f"age7_12_lang{k}"] + a[f"age13_15_lang{k}"]
+    stock = {"0_6": a[f"children_lang{k}"] - school, "7_12": a[f"age7_12_lang{k}"],
+             "7_15": school}[ages].sum()
+    return float(net / stock) if stock > 0 else float("nan")
+
+
+FLOW_CHOICES = {"ages": tuple(FLOW_AGES), "group": tuple(GROUPS), "quarter": QUARTERS}
+
+
+@extractor(valid=(-1.0, 1.0), choices=FLOW_CHOICES)
+def bv_net_moves(out: Outputs, years: tuple[int, int], ages: str, group: str,
+                 quarter: str) -> float:
+    """Bernelius & Vilkama's (2019) net flow into a status quarter of catchments.
+
+    Args:
+        out: The run's tables.
+        years: First and last year of the sample.
+        ages: ``0_6`` (under school age), ``7_12`` or ``7_15`` (school age).
+        group: ``native`` or ``foreign`` (home language of the family).
+        quarter: ``low`` or ``high`` (``catchment_quarter``).
+
+    Returns:
+        Children of the group moving in within the city minus those moving out, per child
+        of the group living in the quarter and year (-0.01: a net loss of 1% a year); NaN
+        if no such child lives there.
+    """
+    return _net_rate(out, years, ages, group, quarter)
+
+
+@extractor(valid=(-2.0, 2.0), choices={"school": ("7_12", "7_15"), "group": tuple(GROUPS),
+                                       "quarter": QUARTERS})
+def bv_age_gap(out: Outputs, years: tuple[int, int], school: str, group: str,
+               quarter: str) -> float:
+    """Net rate of children under school age minus that of school age, one quarter.
+
+    ``school`` is the school-age band (``7_12``: the lower school's pupils). Negative when
+    the quarter loses its young children faster than its pupils.
+    """
+    return (_net_rate(out, years, "0_6", group, quarter)
+            - _net_rate(out, years, school, group, quarter))
+
+
+@extractor(valid=(0.0, math.inf), choices={"ages": tuple(FLOW_AGES), "group": tuple(GROUPS)})
+def bv_flow_ratio(out: Outputs, years: tuple[int, int], ages: str, group: str) -> float:
+    """Size of the high quarter's net rate over the low quarter's, ``|high| / |low|``.
+
+    Below 1 when the flows of the advantaged catchments are the smaller; NaN if the low
+    quarter's net rate is 0.
+    """
+    low = abs(_net_rate(out, years, ages, group, "low"))
+    high = abs(_net_rate(out, years, ages, group, "high"))
+    return float(high / low) if low > 0 else float("nan")

@@ -1,7 +1,9 @@
 """Published studies replicated in the model: ``python -m experiments.replicate city=helsinki``.
 
 For every moment of ``calibration/targets.yaml`` that a study design serves (``design:``,
-``calibration.studies``) and for the base rates it rests on (the ``grade9_*`` moments), this
+``calibration.studies``) or that a study's estimator computes on the plain run
+(``studies.ESTIMATORS``: Bernelius & Vilkama's catchment flows), and for the base rates they
+rest on (the ``grade9_*`` moments), this
 command runs the fitted city over ``seeds`` replicate seeds through the evaluation layer:
 the plain settled decade and each design's run from the same settled state. It reports, per
 moment, the published value and its ``sd``, the model's value under the study's own
@@ -48,7 +50,8 @@ usage: python -m experiments.replicate [key=value ...]
        python -m experiments.replicate report
 
 Runs the published studies' designs on the fitted city and puts the simulated register
-through each study's estimator; report rewrites docs/studies.md's table.
+through each study's estimator (Silliman 2017, Bernelius & Vilkama 2019); report rewrites
+docs/studies.md's table.
 
 main options:
   city=small|helsinki  seeds=4  backend=joblib|serial  n_jobs=0 (all cores)
@@ -61,9 +64,10 @@ TRUE_EFFECT = {"silliman_did": studies.silliman_effect}  # estimator -> the desi
 
 
 def study_moments(preset: str) -> list[Moment]:
-    """The moments a study design serves, and their base rates."""
+    """The moments a study design or estimator serves, and their base rates."""
     return [m for m in load_targets(preset=preset)
-            if m.design is not None or m.name.startswith(BASE_RATES)]
+            if m.design is not None or m.statistic in studies.ESTIMATORS
+            or m.name.startswith(BASE_RATES)]
 
 
 def run_study_task(context: dict, task: dict) -> dict:

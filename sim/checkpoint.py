@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT = "kaikkien-koulu-settled-v3"  # v3: the grade-9 transition account
+FORMAT = "kaikkien-koulu-settled-v4"  # v4: the children's net-move account
 SHAPING_KEYS = ("seed", "start", "burn_in_years", "city", "behaviour")
 POOLS = ("families", "children")
 UNITS = ("schools", "daycares")

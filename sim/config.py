@@ -576,10 +576,12 @@ FAMILIES_PER_UNIT = 10
 # 30,000 families (about 3 kB each: pools with 40% headroom, children, Mesa agent; doubled
 # here for safety) and on a 200 x 200 grid over 5 and 20 years (about 2.5 kB per cell for
 # the Mesa cell, property layers and neighbour lists, 0.37 kB per cell and year for the
-# rows of areas.parquet). Helsinki over 30 years peaks at 571 MB (benchmarks/RESULTS.md).
+# rows of areas.parquet, measured before its six net-move columns, which add 96 B: six
+# int64 in the kept counts and in the frame). Helsinki over 30 years peaks at 571 MB
+# (benchmarks/RESULTS.md), before those columns (about 34 MB more: 11,520 cells x 31 years).
 BYTES_PER_FAMILY = 6_000
 BYTES_PER_CELL = 3_000
-BYTES_PER_CELL_YEAR = 400
+BYTES_PER_CELL_YEAR = 500
 BYTES_BASE = 300 * 2**20  # interpreter, numpy, numba, Mesa, pandas
 
 

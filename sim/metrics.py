@@ -5,7 +5,8 @@ builds two tables and one row of metrics from the *same* count matrices:
 
 * ``areas``: one row per district, lower and upper catchment and cell: families, children
   (0-15), children aged 7-12 and 13-15, each by status class and language group, vacancies,
-  move-ins and move-outs;
+  move-ins and move-outs, and the net moves within the city of children by age band and
+  language group (``NET_MOVE_COLS``);
 * ``units``: one row per school and daycare: capacity, enrolment by status and language,
   intake, reputation, mean outcome, funding;
 * ``metrics``: the indices of ``sim.indices`` over those counts, plus flows and rates.
@@ -36,8 +37,13 @@ if TYPE_CHECKING:
 SES_COLS = [f"ses{k}" for k in range(3)]
 LANG_COLS = [f"lang{k}" for k in range(2)]
 GROUPS = ["families", "children", "age7_12", "age13_15"]
+# Children moving with their family within the city, in minus out, by age band and language
+# group: the flows between catchments that Bernelius & Vilkama (2019) classify
+# (``calibration.studies``). Moves inside one area cancel.
+NET_MOVE_BANDS = ((0, 6), (7, 12), (13, 15))
+NET_MOVE_COLS = [f"net_moves_age{lo}_{hi}_{c}" for lo, hi in NET_MOVE_BANDS for c in LANG_COLS]
 AREA_COLS = [f"{g}_{c}" for g in GROUPS for c in SES_COLS + LANG_COLS] + [
-    "vacancies", "move_ins", "move_outs"]
+    "vacancies", "move_ins", "move_outs", *NET_MOVE_COLS]
 # Metric columns that may be empty (NaN), as ``fnmatch`` patterns, and when: a share or an
 # index over a group that is absent has no value (it is not 0). Every other column of
 # ``metrics.parquet`` is finite in every year (tests/test_properties.py); docs/runs.md, "What a
@@ -125,8 +131,9 @@ class YearRecorder:
         self.booked = False  # no simulated year behind the set-up yet
 
     # The year's flow accounts: what a settled-state checkpoint carries into year 0.
-    ACCOUNTS = ("n_start", "move_in", "move_out", "leaver_band", "moves_band", "moves_ses",
-                "fam_band", "fam_ses", "intake", "intake_school", "ages", "g9", "booked")
+    ACCOUNTS = ("n_start", "move_in", "move_out", "net_moves", "leaver_band", "moves_band",
+                "moves_ses", "fam_band", "fam_ses", "intake", "intake_school", "ages", "g9",
+                "booked")
 
     # -------------------------------------------------------------- booking
     def start_year(self) -> None:
@@ -136,6 +143,7 @@ class YearRecorder:
         self.n_start = self.m.families.n_active if hasattr(self.m, "families") else 0
         self.move_in = np.zeros(n_c, dtype=np.int64)
         self.move_out = np.zeros(n_c, dtype=np.int64)
+        self.net_moves = np.zeros((n_c, len(NET_MOVE_COLS)), dtype=np.int64)
         self.leaver_band = np.zeros(3)
         self.moves_band = np.zeros(3)
         self.moves_ses = np.zeros(3)
@@ -208,11 +216,29 @@ class YearRecorder:
         n_c = len(self.move_in)
         self.move_out += np.bincount(old_cells, minlength=n_c)
         self.move_in += np.bincount(f.cell[slots], minlength=n_c)
+        self.book_child_moves(slots, old_cells)
         self.moves_band = np.bincount(band[slots], minlength=3).astype(float)
         self.moves_ses = np.bincount(f.ses[slots], minlength=3).astype(float)
         a = f.active & (f.arrived < self.m.year)  # this year's arrivals do not move again
         self.fam_band = np.bincount(band[a], minlength=3).astype(float)
         self.fam_ses = np.bincount(f.ses[a], minlength=3).astype(float)
+
+    def book_child_moves(self, slots: np.ndarray, old_cells: np.ndarray) -> None:
+        """Net moves of the movers' children by cell, age band and language (``NET_MOVE_COLS``)."""
+        m = self.m
+        f, ch = m.families, m.children
+        kids = np.flatnonzero(m.children_of(slots))
+        if not len(kids):
+            return
+        origin = np.full(f.capacity, -1, dtype=np.int64)
+        origin[slots] = old_cells
+        fam = ch.family[kids]
+        col = np.searchsorted([hi for _, hi in NET_MOVE_BANDS], ch.age[kids]) * 2 + f.lang[fam]
+        n = self.net_moves.size
+        width = len(NET_MOVE_COLS)
+        self.net_moves += (np.bincount(f.cell[fam] * width + col, minlength=n)
+                           - np.bincount(origin[fam] * width + col, minlength=n)
+                           ).reshape(self.net_moves.shape)
 
     def book_intake(self, lev: int, kids: np.ndarray, is_local: np.ndarray, got: np.ndarray,
                     n_s: int) -> None:
@@ -252,6 +278,7 @@ class YearRecorder:
         n = 5 * len(GROUPS)
         out[:, n] = m.city.dwellings.sum(1) - out[:, :3].sum(1)  # vacancies
         out[:, n + 1], out[:, n + 2] = self.move_in, self.move_out
+        out[:, n + 3:] = self.net_moves
         return out
 
     def area_tables(self, cellmat: np.ndarray) -> dict[str, np.ndarray]:
