@@ -17,7 +17,7 @@ import functools
 import math
 import os
 import re
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -558,7 +558,15 @@ def to_object(cfg: Config | DictConfig | dict) -> Config:
 
 
 def as_dict(cfg: Config) -> dict:
-    """Plain-dict view of a config (for summary.json and hashing)."""
+    """Plain-dict view of a config (for summary.json and hashing).
+
+    A ``Config`` holds plain values only (interpolations are resolved when it is built), so
+    the dataclasses' own deep copy equals OmegaConf's container (``tests/test_config.py``
+    checks it) at a few hundredths of the cost: a calibration candidate on a small city
+    calls this about 20 times per seed, and OmegaConf's way took half its time.
+    """
+    if isinstance(cfg, Config):
+        return asdict(cfg)
     return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
 
 

@@ -7,7 +7,7 @@ check, and the message must name the key, the offending value and what is allowe
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import math
 import os
 import re
@@ -377,7 +377,11 @@ def test_to_object_is_idempotent_and_typed():
     assert isinstance(cfg, Config)
     assert to_object(cfg) is cfg
     assert cfg.seed == 3 and cfg.city.foreign_share == 0.3
-    assert dataclasses.asdict(cfg) == as_dict(cfg)
+    for c in (cfg, load_config(["city=helsinki", "scenario=tp_area_based"]), Config()):
+        # as_dict's fast way: the same tree, and the same JSON (hashes), as OmegaConf's
+        slow = OmegaConf.to_container(OmegaConf.structured(c), resolve=True)
+        assert as_dict(c) == slow
+        assert json.dumps(as_dict(c), sort_keys=True) == json.dumps(slow, sort_keys=True)
 
 
 def test_cli_rejects_bad_config_without_output(tmp_path):
