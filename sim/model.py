@@ -165,7 +165,10 @@ class SegregationModel(LeverSurface, mesa.Model):
         cap = int(cfg.city.n_families * 1.4) + 16
         self.families = new_families(cap)
         self.children = new_children(int(cap * 2.2))
-        self._agent_of_slot = np.full(cap, None, dtype=object)  # Family agent per family slot
+        # Family agent per family slot. A list, not a numpy object array: the cyclic garbage
+        # collector does not look inside numpy arrays, so agents held in one (each pointing
+        # back at the model) would keep every finished model alive.
+        self._agent_of_slot: list[Family | None] = [None] * cap
         self.recorder = YearRecorder(self)
         self.phases = YEAR
         self.levers: list[Lever] = []
@@ -410,7 +413,7 @@ class SegregationModel(LeverSurface, mesa.Model):
     @property
     def family_agents(self) -> dict[int, Family]:
         """The Mesa agent of each housed family by family slot, in slot order (a new dict)."""
-        return {s: a for s, a in enumerate(self._agent_of_slot.tolist()) if a is not None}
+        return {s: a for s, a in enumerate(self._agent_of_slot) if a is not None}
 
     def add_family_agents(self, slots: np.ndarray) -> None:
         """Mesa agents for newly housed families (in slot order).
@@ -426,16 +429,16 @@ class SegregationModel(LeverSurface, mesa.Model):
         f.uid[slots[~known]] = ids[~known]
         for k in np.flatnonzero(known).tolist():
             agents[k].unique_id = int(f.uid[slots[k]])
-        grow = self.families.capacity - len(self._agent_of_slot)
-        if grow > 0:  # the family pool has grown
-            self._agent_of_slot = np.concatenate(
-                [self._agent_of_slot, np.full(grow, None, dtype=object)])
-        # An object array from an iterator: a list would be inspected element by element.
-        self._agent_of_slot[slots] = np.fromiter(agents, dtype=object, count=len(agents))
+        agent_of = self._agent_of_slot
+        agent_of.extend([None] * (self.families.capacity - len(agent_of)))  # the pool grew
+        for s, agent in zip(slots.tolist(), agents, strict=True):
+            agent_of[s] = agent
 
     def remove_family_agents(self, slots: np.ndarray) -> None:
         """Remove the Mesa agents of families that leave."""
-        agents = self._agent_of_slot[slots].tolist()
-        self._agent_of_slot[slots] = None
+        agent_of, gone = self._agent_of_slot, slots.tolist()
+        agents = [agent_of[s] for s in gone]
+        for s in gone:
+            agent_of[s] = None
         Family.leave(self, agents)
 
