@@ -57,7 +57,7 @@ Phase = Callable[["SegregationModel"], None]
 
 
 @contextmanager
-def _gc_frozen() -> Iterator[Callable[[], None]]:
+def _gc_frozen(model: SegregationModel) -> Iterator[Callable[[], None]]:
     """Keep long-lived objects out of the cyclic garbage collector's scans while a block runs.
 
     Yields ``gc.freeze`` for the yearly loop to call at the start of every year: the objects
@@ -65,11 +65,21 @@ def _gc_frozen() -> Iterator[Callable[[], None]]:
     generation, so a collection scans only the objects of the running year. A year leaves
     no cyclic garbage (agents that leave are freed by reference counting), so nothing is
     held back; ``gc.unfreeze`` hands everything back to the collector at the end.
+
+    A model that finished earlier in the process is cyclic garbage (its Mesa agents point
+    back at it) until a full collection. Frozen with the live objects, it would outlast the
+    block, and after the block Python seldom runs a full collection (it waits for the
+    oldest generation to grow by a quarter), so a study's process would keep every model it
+    ran. The first block of each model therefore starts with one full collection.
     """
+    if not model.gc_swept:
+        gc.collect()
+        model.gc_swept = True
     try:
         yield gc.freeze
     finally:
         gc.unfreeze()
+
 
 # The set-up: the generated city, before the burn-in (start=settled) or year 1 (fresh).
 SETUP: tuple[Phase, ...] = (
@@ -176,6 +186,7 @@ class SegregationModel(LeverSurface, mesa.Model):
             anchor = None
         # Years the settled state was re-settled from the anchor's (0: settled cold).
         self.resettled_years = 0
+        self.gc_swept = False  # see ``_gc_frozen``
         state = (checkpoint.load(cfg, checkpoints, anchor) if checkpoints is not None
                  else None)
         if state is not None:
@@ -357,7 +368,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         Burn-in years have their own (negative) year numbers, so their random streams are
         not those of years 0 on. Nothing happens with ``start=fresh``.
         """
-        with _gc_frozen() as freeze:
+        with _gc_frozen(self) as freeze:
             while self.year < 0:
                 freeze()
                 self._advance(BURN_IN)
@@ -379,7 +390,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         """
         settle.shift_years(self, settle.YEAR_BASE - self.year)
         history: list[np.ndarray] = []
-        with _gc_frozen() as freeze:
+        with _gc_frozen(self) as freeze:
             while self.year < settle.YEAR_BASE + self.cfg.burn_in_years:
                 freeze()
                 self._advance(BURN_IN)
@@ -403,7 +414,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         allocations; they are unfrozen when the run ends. Results do not depend on it.
         """
         n = self.cfg.years if years is None else years
-        with _gc_frozen() as freeze:
+        with _gc_frozen(self) as freeze:
             for _ in tqdm(range(n), desc="years", unit="yr", disable=not progress):
                 freeze()
                 self.step()
