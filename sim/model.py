@@ -14,6 +14,7 @@ class inherits: the model's declared surface.
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +32,7 @@ from agents import Daycare, Family, School
 from sim import checkpoint, settle
 from sim import kernels as numba_kernels
 from sim.city import City
-from sim.config import Config, config_from_params, validate
+from sim.config import Config, config_from_params, memory_estimate, validate
 from sim.geodata import build_city
 from sim.kernels import youngest_age
 from sim.ledger import Ledger
@@ -56,6 +57,22 @@ from sim.units import KINDS, LEVEL_NAMES, LOWER, UPPER, Daycares, Schools
 Phase = Callable[["SegregationModel"], None]
 
 
+# Models not collected yet, by weak reference (see ``_gc_frozen``).
+_UNCOLLECTED: weakref.WeakSet[SegregationModel] = weakref.WeakSet()
+# A model's first frozen block starts with a full collection when the other models not
+# collected yet would need this much memory by ``sim.config.memory_estimate``: a full
+# collection costs about 0.12 s of CPU (most of it scanning the interpreter's own
+# objects), so a Helsinki model (0.44 GB by the estimate) sweeps its predecessor every
+# time and city=small (34 MB) every third model. Assumption.
+SWEEP_BYTES = 100 * 2**20
+
+
+def _model_bytes(model: SegregationModel) -> int:
+    """The model's own memory by ``memory_estimate`` (the interpreter's not counted)."""
+    est = memory_estimate(model.cfg)
+    return est["city.n_families"] + est["city.width"]
+
+
 @contextmanager
 def _gc_frozen(model: SegregationModel) -> Iterator[Callable[[], None]]:
     """Keep long-lived objects out of the cyclic garbage collector's scans while a block runs.
@@ -70,11 +87,13 @@ def _gc_frozen(model: SegregationModel) -> Iterator[Callable[[], None]]:
     back at it) until a full collection. Frozen with the live objects, it would outlast the
     block, and after the block Python seldom runs a full collection (it waits for the
     oldest generation to grow by a quarter), so a study's process would keep every model it
-    ran. The first block of each model therefore starts with one full collection.
+    ran. A model's first block therefore collects first when the models waiting for it
+    exceed ``SWEEP_BYTES``.
     """
     if not model.gc_swept:
-        gc.collect()
         model.gc_swept = True
+        if sum(_model_bytes(m) for m in _UNCOLLECTED if m is not model) >= SWEEP_BYTES:
+            gc.collect()
     try:
         yield gc.freeze
     finally:
@@ -187,6 +206,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         # Years the settled state was re-settled from the anchor's (0: settled cold).
         self.resettled_years = 0
         self.gc_swept = False  # see ``_gc_frozen``
+        _UNCOLLECTED.add(self)
         state = (checkpoint.load(cfg, checkpoints, anchor) if checkpoints is not None
                  else None)
         if state is not None:

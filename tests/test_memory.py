@@ -15,6 +15,7 @@ import pytest
 
 from conftest import tiny_config
 from experiments.tasks import run_scenario_task
+from sim import model as sim_model
 from sim.config import as_dict
 from sim.evaluation import EvaluationConfig, evaluate
 from sim.model import SegregationModel
@@ -62,7 +63,24 @@ def test_finished_models_are_garbage_collected(made, tmp_path) -> None:
     assert [r() for r in made] == [None] * 4
 
 
-def test_a_study_s_memory_does_not_grow_with_its_runs(tmp_path) -> None:
+def test_models_wait_for_a_collection_until_they_hold_sweep_bytes(made, monkeypatch) -> None:
+    cfg = tiny_config("years=1")
+    first = SegregationModel(cfg)
+    monkeypatch.setattr(sim_model, "SWEEP_BYTES", int(2.5 * sim_model._model_bytes(first)))
+    del first
+    waiting = []
+    for _ in range(8):
+        model = SegregationModel(cfg)
+        model.run()
+        waiting.append(sum(r() is not None for r in made) - 1)  # earlier models not freed
+        del model
+    # Two finished models (under 2.5 models' bytes) may wait; with a third, the next
+    # model's first block collects them all (Python may collect some earlier by itself).
+    assert max(waiting) == 2, waiting
+
+
+def test_a_study_s_memory_does_not_grow_with_its_runs(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(sim_model, "SWEEP_BYTES", 0)  # a tiny model is far below the default
     context = _context("years=3")
     cfg = EvaluationConfig(backend="serial", chunk_size=1)
 
