@@ -63,8 +63,9 @@ _UNCOLLECTED: weakref.WeakSet[SegregationModel] = weakref.WeakSet()
 # collected yet would need this much memory by ``sim.config.memory_estimate``: a full
 # collection costs about 0.12 s of CPU (most of it scanning the interpreter's own
 # objects), so a Helsinki model (0.44 GB by the estimate) sweeps its predecessor every
-# time and city=small (34 MB) every third model. Assumption.
-SWEEP_BYTES = 100 * 2**20
+# time and city=small (34 MB by the estimate, about 6 MB in fact) every eighth model.
+# Assumption.
+SWEEP_BYTES = 256 * 2**20
 
 
 def _model_bytes(model: SegregationModel) -> int:
