@@ -350,8 +350,9 @@ def run_sensitivity(cfg: SensitivityConfig, out_dir: Path, progress: bool = True
     check_levers(cfgs)
     dicts = {s: as_dict(c) for s, c in cfgs.items()}
     # Metric names, from the year-0 record of the generated city (no burn-in to wait for).
-    probe = SegregationModel(replace(base, start="fresh"), levers=[])
-    check_space(space, dicts, list(probe.recorder.metrics_frame().columns), base.years)
+    columns = list(SegregationModel(replace(base, start="fresh"), levers=[])
+                   .recorder.metrics_frame().columns)  # the probe model is freed here
+    check_space(space, dicts, columns, base.years)
     X = sample(space, opts, base.seed)
     shared = {k: v for k, v in dicts[BASELINE].items() if k != "scenario"}
     years = sorted({y for o in space.outputs for y in range(o.years[0], o.years[1] + 1)})

@@ -14,6 +14,7 @@ class inherits: the model's declared surface.
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +32,7 @@ from agents import Daycare, Family, School
 from sim import checkpoint, settle
 from sim import kernels as numba_kernels
 from sim.city import City
-from sim.config import Config, config_from_params, validate
+from sim.config import Config, config_from_params, memory_estimate, validate
 from sim.geodata import build_city
 from sim.kernels import youngest_age
 from sim.ledger import Ledger
@@ -56,8 +57,25 @@ from sim.units import KINDS, LEVEL_NAMES, LOWER, UPPER, Daycares, Schools
 Phase = Callable[["SegregationModel"], None]
 
 
+# Models not collected yet, by weak reference (see ``_gc_frozen``).
+_UNCOLLECTED: weakref.WeakSet[SegregationModel] = weakref.WeakSet()
+# A model's first frozen block starts with a full collection when the other models not
+# collected yet would need this much memory by ``sim.config.memory_estimate``: a full
+# collection costs about 0.12 s of CPU (most of it scanning the interpreter's own
+# objects), so a Helsinki model (0.44 GB by the estimate) sweeps its predecessor every
+# time and city=small (34 MB by the estimate, about 6 MB in fact) every eighth model.
+# Assumption.
+SWEEP_BYTES = 256 * 2**20
+
+
+def _model_bytes(model: SegregationModel) -> int:
+    """The model's own memory by ``memory_estimate`` (the interpreter's not counted)."""
+    est = memory_estimate(model.cfg)
+    return est["city.n_families"] + est["city.width"]
+
+
 @contextmanager
-def _gc_frozen() -> Iterator[Callable[[], None]]:
+def _gc_frozen(model: SegregationModel) -> Iterator[Callable[[], None]]:
     """Keep long-lived objects out of the cyclic garbage collector's scans while a block runs.
 
     Yields ``gc.freeze`` for the yearly loop to call at the start of every year: the objects
@@ -65,11 +83,23 @@ def _gc_frozen() -> Iterator[Callable[[], None]]:
     generation, so a collection scans only the objects of the running year. A year leaves
     no cyclic garbage (agents that leave are freed by reference counting), so nothing is
     held back; ``gc.unfreeze`` hands everything back to the collector at the end.
+
+    A model that finished earlier in the process is cyclic garbage (its Mesa agents point
+    back at it) until a full collection. Frozen with the live objects, it would outlast the
+    block, and after the block Python seldom runs a full collection (it waits for the
+    oldest generation to grow by a quarter), so a study's process would keep every model it
+    ran. A model's first block therefore collects first when the models waiting for it
+    exceed ``SWEEP_BYTES``.
     """
+    if not model.gc_swept:
+        model.gc_swept = True
+        if sum(_model_bytes(m) for m in _UNCOLLECTED if m is not model) >= SWEEP_BYTES:
+            gc.collect()
     try:
         yield gc.freeze
     finally:
         gc.unfreeze()
+
 
 # The set-up: the generated city, before the burn-in (start=settled) or year 1 (fresh).
 SETUP: tuple[Phase, ...] = (
@@ -165,7 +195,10 @@ class SegregationModel(LeverSurface, mesa.Model):
         cap = int(cfg.city.n_families * 1.4) + 16
         self.families = new_families(cap)
         self.children = new_children(int(cap * 2.2))
-        self._agent_of_slot = np.full(cap, None, dtype=object)  # Family agent per family slot
+        # Family agent per family slot. A list, not a numpy object array: the cyclic garbage
+        # collector does not look inside numpy arrays, so agents held in one (each pointing
+        # back at the model) would keep every finished model alive.
+        self._agent_of_slot: list[Family | None] = [None] * cap
         self.recorder = YearRecorder(self)
         self.phases = YEAR
         self.levers: list[Lever] = []
@@ -173,6 +206,8 @@ class SegregationModel(LeverSurface, mesa.Model):
             anchor = None
         # Years the settled state was re-settled from the anchor's (0: settled cold).
         self.resettled_years = 0
+        self.gc_swept = False  # see ``_gc_frozen``
+        _UNCOLLECTED.add(self)
         state = (checkpoint.load(cfg, checkpoints, anchor) if checkpoints is not None
                  else None)
         if state is not None:
@@ -354,7 +389,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         Burn-in years have their own (negative) year numbers, so their random streams are
         not those of years 0 on. Nothing happens with ``start=fresh``.
         """
-        with _gc_frozen() as freeze:
+        with _gc_frozen(self) as freeze:
             while self.year < 0:
                 freeze()
                 self._advance(BURN_IN)
@@ -376,7 +411,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         """
         settle.shift_years(self, settle.YEAR_BASE - self.year)
         history: list[np.ndarray] = []
-        with _gc_frozen() as freeze:
+        with _gc_frozen(self) as freeze:
             while self.year < settle.YEAR_BASE + self.cfg.burn_in_years:
                 freeze()
                 self._advance(BURN_IN)
@@ -400,7 +435,7 @@ class SegregationModel(LeverSurface, mesa.Model):
         allocations; they are unfrozen when the run ends. Results do not depend on it.
         """
         n = self.cfg.years if years is None else years
-        with _gc_frozen() as freeze:
+        with _gc_frozen(self) as freeze:
             for _ in tqdm(range(n), desc="years", unit="yr", disable=not progress):
                 freeze()
                 self.step()
@@ -410,7 +445,7 @@ class SegregationModel(LeverSurface, mesa.Model):
     @property
     def family_agents(self) -> dict[int, Family]:
         """The Mesa agent of each housed family by family slot, in slot order (a new dict)."""
-        return {s: a for s, a in enumerate(self._agent_of_slot.tolist()) if a is not None}
+        return {s: a for s, a in enumerate(self._agent_of_slot) if a is not None}
 
     def add_family_agents(self, slots: np.ndarray) -> None:
         """Mesa agents for newly housed families (in slot order).
@@ -426,16 +461,16 @@ class SegregationModel(LeverSurface, mesa.Model):
         f.uid[slots[~known]] = ids[~known]
         for k in np.flatnonzero(known).tolist():
             agents[k].unique_id = int(f.uid[slots[k]])
-        grow = self.families.capacity - len(self._agent_of_slot)
-        if grow > 0:  # the family pool has grown
-            self._agent_of_slot = np.concatenate(
-                [self._agent_of_slot, np.full(grow, None, dtype=object)])
-        # An object array from an iterator: a list would be inspected element by element.
-        self._agent_of_slot[slots] = np.fromiter(agents, dtype=object, count=len(agents))
+        agent_of = self._agent_of_slot
+        agent_of.extend([None] * (self.families.capacity - len(agent_of)))  # the pool grew
+        for s, agent in zip(slots.tolist(), agents, strict=True):
+            agent_of[s] = agent
 
     def remove_family_agents(self, slots: np.ndarray) -> None:
         """Remove the Mesa agents of families that leave."""
-        agents = self._agent_of_slot[slots].tolist()
-        self._agent_of_slot[slots] = None
+        agent_of, gone = self._agent_of_slot, slots.tolist()
+        agents = [agent_of[s] for s in gone]
+        for s in gone:
+            agent_of[s] = None
         Family.leave(self, agents)
 
