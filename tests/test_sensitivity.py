@@ -217,7 +217,7 @@ def test_sobol_needs_a_power_of_two() -> None:
         split(study_config("method=sobol", "n=6"))
 
 
-@pytest.mark.parametrize("space", ["default", "levers"])
+@pytest.mark.parametrize("space", ["default", "levers", "assumptions"])
 def test_shipped_spaces_are_valid(space: str) -> None:
     parsed, _ = load_space(space)
     assert 8 <= len(parsed.factors) <= 15
