@@ -88,6 +88,18 @@ def base_config(preset: str, overrides: Sequence[str] = (), years: int = 10) -> 
                         "output.figures=false", *overrides])
 
 
+def shared_context(base: Config, moments: Sequence[Moment]) -> dict:
+    """What every candidate's runs share: the anchor behaviour and the study designs.
+
+    Candidates settle warm from the base behaviour's settled city (the shipped fit, as a
+    rule): the anchor is the same for every candidate, so a candidate's moments depend on
+    it alone.
+    """
+    designs = {m.design.name: m.design for m in moments if m.design is not None}
+    return {"anchor": as_dict(base)["behaviour"],
+            "designs": {k: dataclasses.asdict(d) for k, d in designs.items()}}
+
+
 def evaluate(params: dict[str, float], seeds: Sequence[int], preset: str,
              moments: Sequence[Moment], overrides: Sequence[str] = (),
              build_levers: studies.BuildLevers | None = None) -> pd.DataFrame:
@@ -106,12 +118,8 @@ def evaluate(params: dict[str, float], seeds: Sequence[int], preset: str,
         A frame indexed by seed with one column per moment.
     """
     base = base_config(preset, overrides, horizon_of(list(moments)))
-    cfg = with_params(base, params)
-    designs = {m.design.name: m.design for m in moments if m.design is not None}
-    # Warm from the base behaviour's settled city (the shipped fit, as a rule): the anchor
-    # is the same for every candidate, so a candidate's moments depend on it alone.
-    context = {"config": as_dict(cfg), "anchor": as_dict(base)["behaviour"],
-               "designs": {k: dataclasses.asdict(d) for k, d in designs.items()}}
+    context = {"config": as_dict(with_params(base, params)),
+               **shared_context(base, moments)}
     results = run_tasks(partial(run_candidate, build_levers=build_levers), context,
                         [{"seed": int(s)} for s in seeds])
     rows = {r["seed"]: {m.name: m.simulate(r["outputs"][m.design and m.design.name])
@@ -170,9 +178,7 @@ def evaluate_batch(problem: Problem, candidates: list[dict[str, float]], root: P
         RuntimeError: A run failed (its chunk's error is named).
     """
     base = base_config(problem.preset, problem.overrides, horizon_of(problem.moments))
-    designs = {m.design.name: m.design for m in problem.moments if m.design is not None}
-    context = {"base": as_dict(base), "anchor": as_dict(base)["behaviour"],
-               "designs": {k: dataclasses.asdict(d) for k, d in designs.items()},
+    context = {"base": as_dict(base), **shared_context(base, problem.moments),
                "moments": [m.record() for m in problem.moments]}
     tasks = [{"candidate": i, "params": c, "seed": int(s)}
              for i, c in enumerate(candidates) for s in problem.seeds]
